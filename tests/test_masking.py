@@ -1,0 +1,117 @@
+"""Masking: target mean rate, special tokens never masked, rarer tokens favoured, curriculum."""
+
+import numpy as np
+import pytest
+import torch
+
+from trainer.masking import (
+    apply_mask,
+    curriculum_power,
+    maskable_positions,
+    masked_fraction,
+    masking_probabilities,
+    token_weights,
+)
+
+SPECIAL = 16
+VOCAB = 200
+
+
+def corpus_statistics():
+    # Token 16 is the most frequent, 199 the rarest: count = 1000 / (id - 15).
+    counts = np.zeros(VOCAB, dtype=np.int64)
+    ids = np.arange(SPECIAL, VOCAB)
+    counts[SPECIAL:] = 1000 // (ids - SPECIAL + 1)
+    ranks = np.empty(VOCAB, dtype=np.int64)
+    ranks[SPECIAL:] = ids - SPECIAL
+    ranks[:SPECIAL] = np.arange(VOCAB - SPECIAL, VOCAB)
+    return counts, ranks
+
+
+def batch(rows=64, length=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(SPECIAL, VOCAB, (rows, length), generator=g)
+    ids[:, 0] = 1  # <s>
+    lengths = torch.randint(length // 2, length + 1, (rows,), generator=g)
+    for r, n in enumerate(lengths.tolist()):
+        ids[r, n:] = 3  # <pad>
+        if n < length:
+            ids[r, n - 1] = 2  # </s> before padding
+    return ids
+
+
+@pytest.mark.parametrize("method", ["rank", "inverse"])
+@pytest.mark.parametrize("power", [0.02, 0.5, 1.0, 3.0])
+def test_mean_rate_equals_schedule_rate_per_row(method, power):
+    ids = batch()
+    maskable = maskable_positions(ids, SPECIAL)
+    rates = torch.linspace(0.01, 0.99, ids.shape[0])  # both branches of the rescale
+    weights = token_weights(*corpus_statistics(), method, SPECIAL)
+    probs = masking_probabilities(ids, rates, maskable, weights, power)
+    row_mean = (probs * maskable).sum(1) / maskable.sum(1)
+    assert torch.allclose(row_mean, rates, atol=1e-5)
+    assert bool((probs >= 0).all()) and bool((probs <= 1).all())
+    assert bool((probs[~maskable] == 0).all())
+
+
+def test_uniform_masking_is_the_rate_everywhere():
+    ids = batch()
+    maskable = maskable_positions(ids, SPECIAL)
+    rates = torch.rand(ids.shape[0])
+    probs = masking_probabilities(ids, rates, maskable, None, 0.0)
+    assert torch.equal(probs, rates[:, None] * maskable)
+    # Power 0 with weights is uniform too (0^0 = 1 for every token).
+    weights = token_weights(*corpus_statistics(), "rank", SPECIAL)
+    assert torch.allclose(masking_probabilities(ids, rates, maskable, weights, 0.0), probs)
+
+
+def test_rarer_tokens_are_masked_more_often():
+    ids = batch()
+    maskable = maskable_positions(ids, SPECIAL)
+    weights = token_weights(*corpus_statistics(), "rank", SPECIAL)
+    probs = masking_probabilities(ids, torch.full((ids.shape[0],), 0.3), maskable, weights, 1.0)
+    for r in range(ids.shape[0]):
+        real = maskable[r]
+        order = torch.argsort(ids[r][real])  # larger id = rarer in corpus_statistics
+        p = probs[r][real][order]
+        assert bool((p[1:] >= p[:-1] - 1e-6).all())
+
+
+def test_special_tokens_never_masked_and_realised_rate_matches():
+    ids = batch(rows=256, length=64, seed=1)
+    maskable = maskable_positions(ids, SPECIAL)
+    weights = token_weights(*corpus_statistics(), "rank", SPECIAL)
+    rates = torch.full((ids.shape[0],), 0.4)
+    probs = masking_probabilities(ids, rates, maskable, weights, 0.5)
+    g = torch.Generator().manual_seed(0)
+    total_masked, total_real = 0, 0
+    for _ in range(20):
+        noisy, masked = apply_mask(ids, probs, 4, g)
+        assert not bool(masked[~maskable].any())
+        assert bool((noisy[masked] == 4).all()) and torch.equal(noisy[~masked], ids[~masked])
+        total_masked += int(masked.sum())
+        total_real += int(maskable.sum())
+    assert total_masked / total_real == pytest.approx(0.4, abs=0.01)
+
+
+def test_masked_fraction_counts_real_tokens_only():
+    ids = torch.tensor([[1, 20, 21, 22, 23, 3, 3]])
+    masked = torch.tensor([[False, True, False, True, False, False, False]])
+    assert masked_fraction(masked, maskable_positions(ids, SPECIAL)).item() == pytest.approx(0.5)
+
+
+def test_curriculum_ramps_linearly_then_holds():
+    assert curriculum_power(0.4, 0.0, True, 0.8) == 0.0
+    assert curriculum_power(0.4, 0.4, True, 0.8) == pytest.approx(0.2)
+    assert curriculum_power(0.4, 0.8, True, 0.8) == pytest.approx(0.4)
+    assert curriculum_power(0.4, 1.0, True, 0.8) == pytest.approx(0.4)
+    assert curriculum_power(0.4, 0.1, False, 0.8) == 0.4
+
+
+def test_rank_weights_grow_with_rank_and_ignore_specials():
+    counts, ranks = corpus_statistics()
+    w = token_weights(counts, ranks, "rank", SPECIAL)
+    assert bool((w[:SPECIAL] == 0).all())
+    assert bool((w[SPECIAL + 1 :] > w[SPECIAL:-1]).all())
+    inv = token_weights(counts, ranks, "inverse", SPECIAL)
+    assert inv[SPECIAL] == pytest.approx(1 / 1001)

@@ -1,0 +1,81 @@
+"""`python -m trainer.train`: one process and a 2-worker Ray Train run, and input errors."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WORDS = "the a cat dog sees likes runs big small red blue house tree old new".split()
+SMALL_MODEL = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "cond_dim": 16, "time_embedding_dim": 16}
+
+
+def run_cli(*args, env_extra=None, timeout=600):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "trainer.train", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    rng = random.Random(1)
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for split, n in (("train", 1200), ("dev", 150)):
+        lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))) + " ." for _ in range(n)]
+        (corpus / f"toy.{split}").write_text("\n".join(lines) + "\n")
+    config = {
+        "model": SMALL_MODEL, "vocab_size": 300, "seq_length": 32, "batch_size": 16, "micro_batch_size": 8,
+        "max_steps": 6, "eval_every": 3, "checkpoint_every": 3, "val_rows": 32,
+    }
+    (root / "config.json").write_text(json.dumps(config))
+    return root
+
+
+def test_single_process_run_writes_metrics(toy, tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("--config", str(toy / "config.json"), "--corpus", str(toy / "corpus"), "--out", str(out),
+                     "--cache-dir", str(toy / "cache"), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [l["step"] for l in lines] == [3, 6]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["step"] == 6
+
+
+@pytest.mark.slow
+def test_two_ray_train_workers_on_cpu(toy, tmp_path):
+    out = tmp_path / "ddp"
+    result = run_cli("--config", str(toy / "config.json"), "--corpus", str(toy / "corpus"), "--out", str(out),
+                     "--cache-dir", str(toy / "cache"), "--no-progress", "--workers", "2", "--cpus-per-worker", "0.9")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [l["step"] for l in lines] == [3, 6]
+    for key in ("train_loss", "val_nelbo", "val_acc", "tokens_per_s"):
+        assert key in lines[-1]
+    # Ray Train kept the reported checkpoint in its own storage.
+    assert list((out / "ray").rglob("state.pt"))
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--set", "derivative_power=7"], "derivative_power"),
+        (["--set", "no_such_field=1"], "unknown config field 'no_such_field'"),
+        (["--corpus", "/nonexistent/folder"], "does not exist"),
+        (["--config", "/nonexistent.json"], "does not exist"),
+        (["--workers", "0"], "--workers"),
+        (["--pairs", "/nonexistent/pairs"], "pairs folder"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
+    result = run_cli(*args, "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--no-progress")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.stderr
+    assert not (tmp_path / "out").exists()

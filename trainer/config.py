@@ -1,0 +1,215 @@
+"""One typed, validated configuration for a training run.
+
+This is the schema every part of the project speaks: the search spaces name its
+fields, a sweep trial is one instance of it, `best_config.json` is its JSON and
+`python -m trainer.train --config` reads it back unchanged.
+
+Defaults follow the recipe's best model (bimodal Gaussian schedule, see
+`mdlm-recipe.md` section 2) except where a CPU-sized default is needed to make a
+laptop run useful in minutes (batch size, learning rate, steps); those are noted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Schedule = Literal["linear", "cosine", "cosine_squared", "gaussian", "bimodal_gaussian", "log_linear"]
+SCHEDULES: tuple[str, ...] = Schedule.__args__  # type: ignore[attr-defined]
+PresetName = Literal["tiny", "small", "base"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid. The message is one line naming the field."""
+
+
+class ModelConfig(BaseModel):
+    """Architecture of the LTG-BERT encoder (vocabulary size comes from the tokenizer)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hidden_size: int = Field(ge=8, le=8192)
+    num_layers: int = Field(ge=1, le=128)
+    num_heads: int = Field(ge=1, le=128)
+    intermediate_size: int = Field(ge=8, le=65536)
+    position_bucket_size: int = Field(default=32, ge=2, le=512)
+    max_position: int = Field(default=512, ge=8, le=65536)
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    attention_dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    # AdaLN-Zero conditioning on the mask rate; switchable because whether masked
+    # diffusion needs time conditioning at all is an open question (LLaDA says no).
+    time_conditioning: bool = True
+    cond_dim: int = Field(default=128, ge=1, le=4096)
+    time_embedding_dim: int = Field(default=256, ge=2, le=4096)
+    # The reference feeds the rate in [0, 1] straight into a sinusoid with max
+    # period 10000, so most features are constant. We scale the rate by 1000
+    # first (as DiT does with timesteps), so the embedding actually varies.
+    time_input_scale: float = Field(default=1000.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> "ModelConfig":
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.time_embedding_dim % 2:
+            raise ValueError("time_embedding_dim must be even")
+        return self
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # Trains usefully on a 2-core CPU in minutes.
+    "tiny": ModelConfig(hidden_size=128, num_layers=4, num_heads=4, intermediate_size=320, cond_dim=64, time_embedding_dim=128),
+    # LTG-BERT "small" proportions.
+    "small": ModelConfig(hidden_size=384, num_layers=12, num_heads=6, intermediate_size=1280),
+    # The paper's size: 126,636,800 parameters at vocab 16384 with time conditioning.
+    "base": ModelConfig(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=2560),
+}
+
+
+class TrainConfig(BaseModel):
+    """Every hyperparameter of a run. Unknown fields are rejected."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # --- model -------------------------------------------------------------
+    preset: PresetName = "tiny"
+    model: ModelConfig | None = None  # None: taken from `preset`
+
+    # --- data --------------------------------------------------------------
+    corpus: str | None = None  # folder of *.train/*.dev or *.txt; None = built-in grammar corpus
+    pairs: str | None = None  # folder of BLiMP-style *.jsonl; None = built-in pairs (only with the built-in corpus)
+    vocab_size: int = Field(default=16384, ge=272, le=262144)
+    seq_length: int = Field(default=128, ge=8, le=8192)
+
+    # --- noise schedule ----------------------------------------------------
+    schedule: Schedule = "bimodal_gaussian"
+    # p in |alpha'(t)|^p / (1 - alpha(t)); p=1 is the true NELBO weight, p=0 drops the derivative.
+    derivative_power: float = Field(default=0.1, ge=0.0, le=2.0)
+    # MDLM's floor: t is mapped to (1-eps)*t + eps so the mask rate never reaches 0.
+    time_epsilon: float = Field(default=1e-3, ge=0.0, lt=0.5)
+    gaussian_mean: float = Field(default=0.2, gt=0.0, lt=1.0)
+    gaussian_std: float = Field(default=0.12, gt=0.0, le=1.0)
+    # Bimodal Gaussian: values of the reference's best-model config.
+    bimodal_left_mean: float = Field(default=0.12, gt=0.0, lt=1.0)
+    bimodal_left_std: float = Field(default=0.02, gt=0.0, le=1.0)
+    bimodal_right_mean_start: float = Field(default=0.4, gt=0.0, lt=1.0)
+    bimodal_right_mean_end: float = Field(default=0.85, gt=0.0, lt=1.0)
+    bimodal_right_std: float = Field(default=0.08, gt=0.0, le=1.0)
+    bimodal_right_rate: float = Field(default=1.0, ge=0.0, le=100.0)
+    bimodal_left_weight: float = Field(default=0.6, ge=0.0, le=1.0)
+
+    # --- masking -----------------------------------------------------------
+    # q, the softening power; 0 = uniform masking (frequency-informed masking off).
+    frequency_power: float = Field(default=0.0, ge=0.0, le=5.0)
+    frequency_weighting: Literal["rank", "inverse"] = "rank"
+    frequency_curriculum: bool = False
+    # Progress at which the curriculum reaches the target power (the reference
+    # reaches it at epoch 9 of 10).
+    frequency_curriculum_end: float = Field(default=0.9, gt=0.0, le=1.0)
+
+    # --- optimisation --------------------------------------------------------
+    optimizer: Literal["adamw", "lamb"] = "adamw"
+    lr: float = Field(default=2e-3, gt=0.0, le=1.0)  # reference: 0.007 with LAMB at batch 1024
+    beta1: float = Field(default=0.9, ge=0.0, lt=1.0)
+    beta2: float = Field(default=0.98, ge=0.0, lt=1.0)
+    adam_eps: float = Field(default=1e-8, gt=0.0, le=1e-2)
+    weight_decay: float = Field(default=0.1, ge=0.0, le=10.0)
+    grad_clip: float = Field(default=2.0, ge=0.0)  # 0 disables clipping
+    warmup_proportion: float = Field(default=0.016, ge=0.0, le=0.5)
+    cooldown_proportion: float = Field(default=0.016, ge=0.0, le=0.5)
+    lr_floor: float = Field(default=0.1, ge=0.0, le=1.0)  # cosine decays to this fraction of lr
+    ema_decay: float = Field(default=0.999, ge=0.0, lt=1.0)
+    batch_size: int = Field(default=64, ge=1)  # global sequences per optimizer step (reference: 1024)
+    micro_batch_size: int = Field(default=32, ge=1)  # per worker per forward pass
+    max_steps: int = Field(default=1500, ge=1)
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on CUDA that supports it, else fp32
+    seed: int = Field(default=0, ge=0)
+
+    # --- evaluation and checkpoints -----------------------------------------
+    eval_every: int = Field(default=250, ge=1)
+    val_rows: int = Field(default=512, ge=1)  # validation rows scored for val_nelbo / val_acc
+    val_mask_rates: int = Field(default=8, ge=1, le=128)  # midpoint quadrature nodes on (0, 1)
+    eval_pairs_per_paradigm: int | None = Field(default=100, ge=1)  # None = all pairs
+    # Which rate a time-conditioned model sees at evaluation (no time is given there):
+    # the row's realised mask fraction, a fixed rate, or no conditioning at all.
+    eval_time_conditioning: Literal["mask_fraction", "fixed", "off"] = "mask_fraction"
+    eval_fixed_rate: float = Field(default=0.15, gt=0.0, le=1.0)
+    checkpoint_every: int = Field(default=500, ge=1)
+
+    @model_validator(mode="after")
+    def _resolve(self) -> "TrainConfig":
+        if self.model is None:
+            # Bypass validate_assignment recursion: set the resolved preset directly.
+            object.__setattr__(self, "model", PRESETS[self.preset])
+        if self.batch_size % self.micro_batch_size:
+            raise ValueError(
+                f"batch_size {self.batch_size} must be a multiple of micro_batch_size {self.micro_batch_size}"
+            )
+        if self.warmup_proportion + self.cooldown_proportion > 1.0:
+            raise ValueError("warmup_proportion + cooldown_proportion must be at most 1")
+        if self.pairs is not None and self.corpus is None:
+            pass  # user pairs with the built-in corpus: allowed (same code path)
+        return self
+
+    # --- helpers -------------------------------------------------------------
+    def with_preset(self, preset: str) -> "TrainConfig":
+        """The same config with another model preset (model architecture reset to it)."""
+        data = self.as_dict()
+        data["preset"] = preset
+        data["model"] = None
+        return TrainConfig.parse(data)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2, sort_keys=False)
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Validate a dict; raise ConfigError with a one-line message on bad input."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc)) from None
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> "TrainConfig":
+        """Read a config file. Extra top-level keys written by exports
+        (`provenance`, `final_command`) are ignored; the `config` key is used when present."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a JSON object")
+        if "config" in data and isinstance(data["config"], dict):
+            data = data["config"]  # an exported best_config.json
+        return cls.parse(data)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Turn pydantic's multi-line report into one line naming the field and what is allowed."""
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err.get("loc", ())) or "config"
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return f"unknown config field '{field}'"
+    bounds = []
+    for key, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+        if key in ctx:
+            bounds.append(f"{sym} {ctx[key]}")
+    if bounds:
+        return f"config field '{field}' = {err.get('input')!r} is out of range: must be {' and '.join(bounds)}"
+    if kind == "literal_error":
+        return f"config field '{field}' = {err.get('input')!r} is not allowed: expected {ctx.get('expected')}"
+    msg = err.get("msg", "invalid value").replace("Value error, ", "")
+    if field == "config" or kind == "value_error":
+        return f"invalid config: {msg}"
+    return f"config field '{field}': {msg} (got {err.get('input')!r})"

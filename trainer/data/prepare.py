@@ -1,0 +1,769 @@
+"""Corpus -> tokenizer + packed Arrow token shards + frequency table + manifest.
+
+Output (one folder per distinct corpus content + settings)::
+
+    <cache_dir>/<content_hash[:16]>/
+        tokenizer.json        byte-level BPE trained on the TRAIN split only
+        train.arrow           Arrow IPC file, column input_ids: fixed_size_list<int32>[seq_length]
+        val.arrow             same, validation split
+        frequencies.parquet   token_id, count, rank over the train split
+        manifest.json         written last; its presence marks a complete build
+    <cache_dir>/<content_hash[:16]>.lock   flock target serialising builders
+
+Token ids are stored as int32: uint16 would halve the files but caps the
+vocabulary at 65536 and needs care when converting to torch (no uint16 tensor
+ops); at BabyLM scale (~130M tokens -> ~0.5 GB) int32 is affordable.
+
+The build is streamed: files are read line by line, encoded in chunks with
+``encode_batch`` and packed into numpy rows that are written out 8192 rows at a
+time, so memory stays bounded by the chunk size, not by the corpus size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import datetime as _dt
+import fcntl
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import tokenizers
+from tqdm import tqdm
+
+from .tokenizer import (
+    BOS_ID,
+    EOS_ID,
+    MIN_VOCAB_SIZE,
+    NUM_SPECIAL_TOKENS,
+    PAD_ID,
+    SPECIAL_TOKENS,
+    train_tokenizer,
+)
+
+# Bump whenever the on-disk layout or the tokenization/packing rules change:
+# it is part of the content hash, so old cache folders are simply not reused.
+FORMAT_VERSION = 1
+
+MIN_SEQ_LENGTH = 8
+ROWS_PER_BATCH = 8192  # Arrow record batch size (rows) in the shards
+TOKEN_DTYPE = np.int32
+ARROW_TOKEN_TYPE = pa.int32()
+# Encode this many characters of text per encode_batch call. Large enough for
+# the Rust side to parallelise, small enough that the per-chunk Encoding
+# objects (tens of bytes per token) stay in the tens of MB.
+ENCODE_CHUNK_CHARS = 1 << 20
+READ_CHUNK_BYTES = 1 << 22
+
+TOKENIZER_FILE = "tokenizer.json"
+TRAIN_FILE = "train.arrow"
+VAL_FILE = "val.arrow"
+FREQUENCIES_FILE = "frequencies.parquet"
+MANIFEST_FILE = "manifest.json"
+SPLITS = ("train", "val")
+
+
+class DataError(ValueError):
+    """Bad corpus, bad settings, or a damaged cache. The message is one line."""
+
+
+# --------------------------------------------------------------------------
+# Result object
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    root: Path
+    manifest: dict
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.root / TOKENIZER_FILE
+
+    @property
+    def train_path(self) -> Path:
+        return self.root / TRAIN_FILE
+
+    @property
+    def val_path(self) -> Path:
+        return self.root / VAL_FILE
+
+    @property
+    def frequencies_path(self) -> Path:
+        return self.root / FREQUENCIES_FILE
+
+    @property
+    def content_hash(self) -> str:
+        return self.manifest["content_hash"]
+
+    @property
+    def vocab_size(self) -> int:
+        """The tokenizer's actual vocabulary size (may be below the requested one)."""
+        return int(self.manifest["settings"]["vocab_size_actual"])
+
+    @property
+    def seq_length(self) -> int:
+        return int(self.manifest["settings"]["seq_length"])
+
+    @property
+    def words(self) -> Dict[str, int]:
+        return dict(self.manifest["words"])
+
+
+# --------------------------------------------------------------------------
+# Small helpers
+
+
+def _bar(show: bool, total: Optional[int], desc: str, unit: str = "B") -> tqdm:
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        unit_scale=True,
+        unit_divisor=1024 if unit == "B" else 1000,
+        file=sys.stderr,
+        disable=not show,
+        leave=False,
+    )
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(READ_CHUNK_BYTES), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        _fsync_file(path)
+    except OSError:  # some filesystems refuse fsync on directories; not fatal
+        pass
+
+
+# --------------------------------------------------------------------------
+# Corpus discovery and scanning
+
+
+@dataclass
+class _Source:
+    path: Path
+    rel: str  # POSIX path relative to the corpus folder (what the hash uses)
+    split: Optional[str]  # "train"/"val" for the BabyLM layout, None = split by document hash
+    size: int = 0
+    sha256: str = ""
+    has_text: bool = False
+
+
+def _discover(corpus_dir: Path) -> Tuple[str, List[_Source]]:
+    if not corpus_dir.exists():
+        raise DataError(f"corpus folder {corpus_dir} does not exist; pass a folder of *.train/*.dev or *.txt files")
+    if not corpus_dir.is_dir():
+        raise DataError(f"corpus path {corpus_dir} is not a folder; pass a folder of *.train/*.dev or *.txt files")
+
+    def rel(p: Path) -> str:
+        return p.relative_to(corpus_dir).as_posix()
+
+    def find(pattern: str) -> List[Path]:
+        # Sorted by relative path string: the token stream order (and so the
+        # shards) must not depend on directory listing order.
+        return sorted((p for p in corpus_dir.rglob(pattern) if p.is_file()), key=rel)
+
+    train = find("*.train")
+    if train:
+        # BabyLM layout wins even if stray *.txt files are present (READMEs etc.).
+        dev = find("*.dev")
+        return "babylm", [_Source(p, rel(p), "train") for p in train] + [_Source(p, rel(p), "val") for p in dev]
+    txt = find("*.txt")
+    if txt:
+        return "txt", [_Source(p, rel(p), None) for p in txt]
+    raise DataError(
+        f"no corpus files in {corpus_dir}: expected *.train (+ *.dev for validation) files "
+        f"or plain *.txt files (searched recursively)"
+    )
+
+
+def _scan(src: _Source, bar: tqdm) -> None:
+    """Hash a file, check it is valid UTF-8 and note whether it has any text.
+
+    Done up front (one read per file) so bad input fails before the slow
+    tokenizer training, with the exact byte offset of the first bad byte.
+    """
+    h = hashlib.sha256()
+    size = 0
+    decoded = 0  # file offset up to which bytes decoded cleanly
+    pending = b""  # an incomplete multi-byte sequence carried into the next chunk
+    has_text = False
+    with open(src.path, "rb") as f:
+        for chunk in iter(lambda: f.read(READ_CHUNK_BYTES), b""):
+            h.update(chunk)
+            size += len(chunk)
+            bar.update(len(chunk))
+            data = pending + chunk
+            try:
+                # final=False: a sequence cut by the chunk boundary is left unconsumed.
+                text, consumed = codecs.utf_8_decode(data, "strict", False)
+            except UnicodeDecodeError as e:
+                raise DataError(
+                    f"{src.path} is not valid UTF-8 (byte 0x{data[e.start]:02x} at byte offset "
+                    f"{decoded + e.start}: {e.reason}); corpus files must be UTF-8 text"
+                ) from None
+            has_text = has_text or (bool(text) and not text.isspace())
+            decoded += consumed
+            pending = data[consumed:]
+    if pending:
+        raise DataError(
+            f"{src.path} is not valid UTF-8 (truncated multi-byte sequence at byte offset {decoded}); "
+            f"corpus files must be UTF-8 text"
+        )
+    src.size, src.sha256, src.has_text = size, h.hexdigest(), has_text
+
+
+def _content_hash(settings: dict, sources: Sequence[_Source]) -> str:
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "settings": settings,
+        "files": sorted([s.rel, s.sha256] for s in sources),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------
+# Documents
+
+
+def _read_lines(path: Path, on_bytes: Callable[[int], None]) -> Iterator[Tuple[bool, str, int]]:
+    """Yield (starts_document, line, word_count) for every non-blank line of a file.
+
+    A document is a run of non-blank lines; blank (whitespace-only) lines
+    separate documents. Lines are stripped: edge whitespace carries no meaning
+    and the pre-tokenizer adds the word-initial space itself. Word counts use
+    ``str.split()`` on the raw line, which sums to ``len(raw_text.split())``.
+    Streaming line by line matters: BabyLM files have no blank lines, so one
+    "document" can be a whole multi-megabyte file.
+    """
+    new_doc = True
+    unreported = 0
+    with open(path, "rb") as f:
+        for i, raw in enumerate(f):
+            unreported += len(raw)
+            if unreported >= 1 << 20:
+                on_bytes(unreported)
+                unreported = 0
+            line = raw.decode("utf-8")  # validity was checked by _scan
+            if i == 0:
+                line = line.lstrip("\ufeff")  # a UTF-8 byte-order mark is not text
+            stripped = line.strip()
+            if stripped:
+                yield new_doc, stripped, len(line.split())
+                new_doc = False
+            else:
+                new_doc = True
+    on_bytes(unreported)
+
+
+def _doc_split(lines: List[str], val_fraction: float) -> str:
+    """Deterministic held-out split for the txt layout, by a hash of the text.
+
+    Depends only on the document's own text (not its position or file), so
+    adding files does not reshuffle existing documents, and duplicated
+    documents land in the same split (no train/val leakage through copies).
+    """
+    digest = hashlib.blake2b("\n".join(lines).encode("utf-8"), digest_size=8).digest()
+    return "val" if int.from_bytes(digest, "big") / 2.0**64 < val_fraction else "train"
+
+
+def _iter_split_lines(
+    sources: Sequence[_Source], val_fraction: float, on_bytes: Callable[[int], None]
+) -> Iterator[Tuple[str, bool, str, int]]:
+    """Yield (split, starts_document, line, words) for the whole corpus, in file order."""
+    for src in sources:
+        if src.split is not None:
+            # BabyLM layout: the file decides the split, so lines stream straight through.
+            for new_doc, line, words in _read_lines(src.path, on_bytes):
+                yield src.split, new_doc, line, words
+            continue
+        # txt layout: the split depends on the whole document's text, so one
+        # document (not one file) is buffered at a time.
+        doc: List[Tuple[str, int]] = []
+        for new_doc, line, words in itertools.chain(_read_lines(src.path, on_bytes), [(True, "", 0)]):
+            if new_doc and doc:
+                split = _doc_split([text for text, _ in doc], val_fraction)
+                for i, (text, w) in enumerate(doc):
+                    yield split, i == 0, text, w
+                doc = []
+            if line:
+                doc.append((line, words))
+
+
+# --------------------------------------------------------------------------
+# Packing rows and writing shards
+
+
+class _ShardWriter:
+    """Packs a token stream into rows of ``<s>`` + (seq_length - 1) tokens.
+
+    Packing (rather than one padded row per document piece, as the reference
+    implementation does with 126-token pieces) spends no compute on padding:
+    only the very last row of a split is right-padded with ``<pad>``. A row can
+    therefore span a document boundary, marked by ``</s>`` in the stream.
+    """
+
+    def __init__(self, path: Path, seq_length: int):
+        self.seq_length = seq_length
+        self.schema = pa.schema(
+            [pa.field("input_ids", pa.list_(ARROW_TOKEN_TYPE, seq_length), nullable=False)]
+        )
+        # pa.ipc.new_file writes uncompressed buffers by default, which is what
+        # lets the reader memory-map them as-is.
+        self._sink = pa.OSFile(str(path), "wb")
+        self._writer = pa.ipc.new_file(self._sink, self.schema)
+        self._carry = np.empty(0, dtype=TOKEN_DTYPE)  # stream tokens not yet in a row
+        self._pending: List[np.ndarray] = []  # full rows waiting to fill a record batch
+        self._pending_rows = 0
+        self.rows = 0
+        self.pad_tokens = 0
+
+    def add(self, stream: np.ndarray) -> None:
+        body = self.seq_length - 1
+        data = np.concatenate([self._carry, stream]) if len(self._carry) else stream
+        n = len(data) // body
+        if n:
+            rows = np.empty((n, self.seq_length), dtype=TOKEN_DTYPE)
+            rows[:, 0] = BOS_ID
+            rows[:, 1:] = data[: n * body].reshape(n, body)
+            self._queue(rows)
+        self._carry = data[n * body :].copy()
+
+    def close(self) -> None:
+        if len(self._carry):
+            row = np.full((1, self.seq_length), PAD_ID, dtype=TOKEN_DTYPE)
+            row[0, 0] = BOS_ID
+            row[0, 1 : 1 + len(self._carry)] = self._carry
+            self.pad_tokens += self.seq_length - 1 - len(self._carry)
+            self._carry = self._carry[:0]
+            self._queue(row)
+        self._flush(final=True)
+        self._writer.close()
+        self._sink.close()
+
+    def abort(self) -> None:
+        for closer in (self._writer.close, self._sink.close):
+            try:
+                closer()
+            except Exception:
+                pass
+
+    def _queue(self, rows: np.ndarray) -> None:
+        self._pending.append(rows)
+        self._pending_rows += len(rows)
+        self.rows += len(rows)
+        if self._pending_rows >= ROWS_PER_BATCH:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        if not self._pending:
+            return
+        rows = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        cut = len(rows) if final else len(rows) - len(rows) % ROWS_PER_BATCH
+        for start in range(0, cut, ROWS_PER_BATCH):
+            block = np.ascontiguousarray(rows[start : min(start + ROWS_PER_BATCH, cut)])
+            # pa.array on a contiguous int32 ndarray wraps it without copying.
+            column = pa.FixedSizeListArray.from_arrays(pa.array(block.reshape(-1)), self.seq_length)
+            self._writer.write_batch(pa.record_batch([column], schema=self.schema))
+        rest = rows[cut:]
+        self._pending = [rest] if len(rest) else []
+        self._pending_rows = len(rest)
+
+
+class _SplitEncoder:
+    """Collects lines of one split, encodes them in chunks and feeds a shard.
+
+    The stream is d1 </s> d2 </s> ... dn: ``</s>`` goes *between* documents,
+    across file boundaries too. Lines of a document are encoded one by one and
+    their tokens concatenated.
+    """
+
+    def __init__(self, tok: tokenizers.Tokenizer, writer: _ShardWriter, vocab_size: Optional[int]):
+        self.tok = tok
+        self.writer = writer
+        # Only the train split gets a frequency table.
+        self.counts = np.zeros(vocab_size, dtype=np.int64) if vocab_size else None
+        self._lines: List[str] = []  # pending lines, encoded together on flush
+        self._starts: List[bool] = []  # does the pending line start a document?
+        self._chars = 0
+        self._started = False  # has the split's first document been emitted?
+        self.documents = 0
+        self.words = 0
+        self.text_tokens = 0  # tokens that came from text (no <s>, </s>, <pad>)
+        self.eos_tokens = 0
+
+    def add(self, starts_document: bool, line: str, words: int) -> None:
+        self._lines.append(line)
+        self._starts.append(starts_document)
+        self._chars += len(line)
+        self.documents += starts_document
+        self.words += words
+        if self._chars >= ENCODE_CHUNK_CHARS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._lines:
+            return
+        encode = getattr(self.tok, "encode_batch_fast", self.tok.encode_batch)  # _fast skips offsets
+        encodings = encode(self._lines, add_special_tokens=False)
+        pieces: List[List[int]] = []
+        separators = 0
+        for starts_document, enc in zip(self._starts, encodings):
+            if starts_document and self._started:
+                pieces.append([EOS_ID])
+                separators += 1
+            self._started = True
+            pieces.append(enc.ids)
+        n = sum(map(len, pieces))
+        stream = np.fromiter(itertools.chain.from_iterable(pieces), dtype=TOKEN_DTYPE, count=n)
+        self.eos_tokens += separators
+        self.text_tokens += n - separators
+        if self.counts is not None:
+            # </s> separators are counted here too; special ids are zeroed at the end.
+            self.counts += np.bincount(stream, minlength=len(self.counts))[: len(self.counts)]
+        self.writer.add(stream)
+        self._lines, self._starts, self._chars = [], [], 0
+
+
+def _frequency_table(counts: np.ndarray) -> pa.Table:
+    """Counts and ranks per token id; rank 0 = most frequent, ties by token id.
+
+    Special tokens are excluded: their count is 0 and they rank after every
+    real token (even never-seen ones), so "top-k frequent" never picks a
+    special and frequency-based schedules are not skewed by <s>/</s>/<pad>.
+    """
+    counts = counts.astype(np.int64).copy()
+    counts[:NUM_SPECIAL_TOKENS] = 0
+    ids = np.arange(len(counts), dtype=np.int64)
+    is_special = ids < NUM_SPECIAL_TOKENS
+    order = np.lexsort((ids, -counts, is_special))  # last key is the primary one
+    ranks = np.empty_like(ids)
+    ranks[order] = ids
+    return pa.table({"token_id": ids, "count": counts, "rank": ranks})
+
+
+# --------------------------------------------------------------------------
+# Build
+
+
+def _build(
+    out: Path,
+    corpus_dir: Path,
+    layout: str,
+    sources: List[_Source],
+    content_hash: str,
+    vocab_size: int,
+    seq_length: int,
+    val_fraction: float,
+    show_progress: bool,
+    started: float,
+) -> dict:
+    train_bytes = sum(s.size for s in sources if s.split != "val")
+    all_bytes = sum(s.size for s in sources)
+    train_sources = [s for s in sources if s.split != "val"]
+
+    # Pass 1: train the tokenizer on training documents only.
+    doc_counts = {"train": 0, "val": 0}
+
+    def training_text() -> Iterator[List[str]]:
+        batch: List[str] = []
+        with _bar(show_progress, train_bytes, "read (tokenizer training)") as bar:
+            for split, starts_document, line, _ in _iter_split_lines(train_sources, val_fraction, bar.update):
+                doc_counts[split] += starts_document
+                if split == "train":
+                    batch.append(line)
+                    if len(batch) >= 4096:
+                        yield batch
+                        batch = []
+        if batch:
+            yield batch
+
+    tok = train_tokenizer(training_text(), vocab_size=vocab_size, show_progress=show_progress)
+    if doc_counts["train"] == 0:
+        raise DataError(f"no training documents in {corpus_dir} after splitting; add more text or *.train files")
+    if layout == "txt" and doc_counts["val"] == 0:
+        raise DataError(
+            f"no validation documents after splitting {doc_counts['train']} documents with "
+            f"val_fraction={val_fraction}; add more blank-line-separated documents, raise val_fraction, "
+            f"or use *.train/*.dev files"
+        )
+    tok.save(str(out / TOKENIZER_FILE))
+    actual_vocab = tok.get_vocab_size(with_added_tokens=True)
+
+    # Pass 2: encode both splits. Literal "<s>", "<mask>" ... in the corpus text
+    # must stay plain text, or they would fake document boundaries / masks.
+    # (This flag is not saved in tokenizer.json; it is set after saving anyway.)
+    tok.encode_special_tokens = True
+    writers = {"train": _ShardWriter(out / TRAIN_FILE, seq_length), "val": _ShardWriter(out / VAL_FILE, seq_length)}
+    try:
+        encoders = {
+            "train": _SplitEncoder(tok, writers["train"], actual_vocab),
+            "val": _SplitEncoder(tok, writers["val"], None),
+        }
+        with _bar(show_progress, all_bytes, "tokenize + write shards") as bar:
+            for split, starts_document, line, words in _iter_split_lines(sources, val_fraction, bar.update):
+                encoders[split].add(starts_document, line, words)
+            for enc in encoders.values():
+                enc.flush()
+        for w in writers.values():
+            w.close()
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    if encoders["val"].documents == 0:
+        raise DataError("no validation data: every *.dev file is empty; add non-empty *.dev files")
+
+    pq.write_table(_frequency_table(encoders["train"].counts), out / FREQUENCIES_FILE, compression="zstd")
+
+    files = {}
+    for name in (TOKENIZER_FILE, TRAIN_FILE, VAL_FILE, FREQUENCIES_FILE):
+        _fsync_file(out / name)
+        files[name] = {"bytes": (out / name).stat().st_size, "sha256": _sha256_file(out / name)}
+
+    def per_split(fn):
+        return {s: fn(s) for s in SPLITS}
+
+    return {
+        "format_version": FORMAT_VERSION,
+        "content_hash": content_hash,
+        "corpus_path": str(corpus_dir),
+        "layout": layout,
+        "source_files": [
+            {"path": s.rel, "split": s.split or "by_document_hash", "bytes": s.size, "sha256": s.sha256}
+            for s in sources
+        ],
+        "settings": {
+            "vocab_size": vocab_size,
+            "vocab_size_actual": actual_vocab,
+            "seq_length": seq_length,
+            "val_fraction": val_fraction,
+        },
+        "token_dtype": np.dtype(TOKEN_DTYPE).name,
+        "rows_per_record_batch": ROWS_PER_BATCH,
+        "rows": per_split(lambda s: writers[s].rows),
+        # tokens = everything stored (rows * seq_length, including <s>, </s>, <pad>);
+        # text_tokens = tokens produced by the tokenizer from corpus text.
+        "tokens": per_split(lambda s: writers[s].rows * seq_length),
+        "text_tokens": per_split(lambda s: encoders[s].text_tokens),
+        "pad_tokens": per_split(lambda s: writers[s].pad_tokens),
+        "padding_fraction": per_split(
+            lambda s: writers[s].pad_tokens / max(1, writers[s].rows * seq_length)
+        ),
+        "documents": per_split(lambda s: encoders[s].documents),
+        "words": per_split(lambda s: encoders[s].words),
+        "tokenizer_trained_on": "train",
+        "special_token_ids": {t: i for i, t in enumerate(SPECIAL_TOKENS)},
+        "files": files,
+        "versions": {"tokenizers": tokenizers.__version__, "pyarrow": pa.__version__, "numpy": np.__version__},
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "elapsed_seconds": round(time.time() - started, 3),
+    }
+
+
+def _check_settings(vocab_size: int, seq_length: int, val_fraction: float) -> None:
+    def is_int(x) -> bool:
+        return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+    if not is_int(vocab_size) or vocab_size < MIN_VOCAB_SIZE:
+        raise DataError(f"vocab_size={vocab_size!r} is too small; it must be an integer >= {MIN_VOCAB_SIZE} (256 bytes + 16 special tokens)")
+    if not is_int(seq_length) or seq_length < MIN_SEQ_LENGTH:
+        raise DataError(f"seq_length={seq_length!r} is too small; it must be an integer >= {MIN_SEQ_LENGTH}")
+    if not (0.0 < float(val_fraction) < 1.0):
+        raise DataError(f"val_fraction={val_fraction!r} must be strictly between 0 and 1")
+
+
+def prepare_corpus(
+    corpus_dir,
+    cache_dir,
+    *,
+    vocab_size: int = 16384,
+    seq_length: int = 128,
+    val_fraction: float = 0.05,
+    show_progress: bool = True,
+) -> PreparedData:
+    """Tokenize a corpus into a content-addressed cache folder (or reuse it).
+
+    Safe to call from several processes at once: builders of the same content
+    serialise on a lock file and the loser reuses the winner's folder.
+    """
+    started = time.time()
+    _check_settings(vocab_size, seq_length, val_fraction)
+    vocab_size, seq_length, val_fraction = int(vocab_size), int(seq_length), float(val_fraction)
+    corpus_dir = Path(corpus_dir).expanduser().resolve()
+    cache_dir = Path(cache_dir).expanduser().resolve()
+    layout, sources = _discover(corpus_dir)
+
+    with _bar(show_progress, sum(s.path.stat().st_size for s in sources), "hash + check UTF-8") as bar:
+        for src in sources:
+            _scan(src, bar)
+    train_src = [s for s in sources if s.split != "val"]
+    if not any(s.has_text for s in train_src):
+        kind = "*.train" if layout == "babylm" else "*.txt"
+        raise DataError(f"all {len(train_src)} {kind} files in {corpus_dir} are empty; corpus files need UTF-8 text")
+    if layout == "babylm" and not any(s.has_text for s in sources if s.split == "val"):
+        raise DataError(f"no validation data in {corpus_dir}: no non-empty *.dev file next to the *.train files")
+
+    settings = {"vocab_size": vocab_size, "seq_length": seq_length, "val_fraction": float(val_fraction)}
+    content_hash = _content_hash(settings, sources)
+    final = cache_dir / content_hash[:16]
+
+    # Fast path: a finished folder is only ever created by an atomic rename
+    # after its manifest was written, so "exists" means "complete" unless it
+    # was damaged later, which open_prepared reports.
+    if final.exists():
+        return _reuse(final, content_hash)
+
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DataError(f"cache path {cache_dir} exists and is not a folder; pass a folder for --cache-dir") from None
+    # The lock file is never deleted: unlinking it would let a late process
+    # lock a fresh inode while another still holds the old one.
+    with open(cache_dir / f"{content_hash[:16]}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if final.exists():  # someone else built it while we waited
+            return _reuse(final, content_hash)
+        # Only the lock holder builds this hash, so leftovers are from killed builds.
+        for stale in cache_dir.glob(f".{content_hash[:16]}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{content_hash[:16]}.tmp-", dir=cache_dir))
+        try:
+            os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache may be shared
+            manifest = _build(
+                tmp, corpus_dir, layout, sources, content_hash,
+                vocab_size, seq_length, float(val_fraction), show_progress, started,
+            )
+            manifest_tmp = tmp / (MANIFEST_FILE + ".part")
+            manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            _fsync_file(manifest_tmp)
+            os.rename(manifest_tmp, tmp / MANIFEST_FILE)
+            os.rename(tmp, final)
+            _fsync_dir(cache_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return PreparedData(root=final, manifest=manifest)
+
+
+def _reuse(final: Path, content_hash: str) -> PreparedData:
+    data = open_prepared(final)
+    if data.content_hash != content_hash:  # a 64-bit prefix clash; never expected
+        raise DataError(f"{final} holds data for content hash {data.content_hash}, not {content_hash}; delete {final} to rebuild it")
+    return data
+
+
+def open_prepared(root, *, verify_hashes: bool = False) -> PreparedData:
+    """Open and validate an existing prepared-data folder.
+
+    Checks the manifest and that every file it lists exists with the recorded
+    size (catches truncation); ``verify_hashes=True`` also checks sha256
+    (catches same-size corruption, costs a full read).
+    """
+    root = Path(root)
+    rebuild = f"delete {root} to rebuild it"
+    if not root.is_dir():
+        raise DataError(f"prepared data folder {root} does not exist; run prepare_corpus first")
+    try:
+        manifest = json.loads((root / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{root} has no {MANIFEST_FILE} (incomplete or foreign folder); {rebuild}") from None
+    except (OSError, ValueError) as e:
+        raise DataError(f"{root / MANIFEST_FILE} is unreadable ({type(e).__name__}); {rebuild}") from None
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        version = manifest.get("format_version") if isinstance(manifest, dict) else None
+        raise DataError(f"{root / MANIFEST_FILE} has format version {version!r}, expected {FORMAT_VERSION}; {rebuild}")
+    files = manifest.get("files")
+    required = (TOKENIZER_FILE, TRAIN_FILE, VAL_FILE, FREQUENCIES_FILE)
+    if not isinstance(files, dict) or any(name not in files for name in required):
+        raise DataError(f"{root / MANIFEST_FILE} does not list all of {', '.join(required)}; {rebuild}")
+    for name, info in files.items():
+        path = root / name
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise DataError(f"{path} is missing; {rebuild}") from None
+        if size != info["bytes"]:
+            raise DataError(f"{path} has {size} bytes, expected {info['bytes']} (truncated or corrupted); {rebuild}")
+        if verify_hashes and _sha256_file(path) != info["sha256"]:
+            raise DataError(f"{path} does not match its recorded sha256 (corrupted); {rebuild}")
+    return PreparedData(root=root, manifest=manifest)
+
+
+# --------------------------------------------------------------------------
+# CLI
+
+
+def _summary(data: PreparedData, seconds: float) -> str:
+    m = data.manifest
+    lines = [f"prepared data: {data.root}  (layout={m['layout']}, hash={data.content_hash[:16]})"]
+    for s in SPLITS:
+        lines.append(
+            f"  {s:5s}: {m['rows'][s]:>10,} rows  {m['tokens'][s]:>12,} tokens  "
+            f"{m['words'][s]:>11,} words  {m['documents'][s]:>9,} docs  padding {m['padding_fraction'][s]:.4%}"
+        )
+    lines.append(
+        f"  vocab {data.vocab_size} (requested {m['settings']['vocab_size']}), seq_length {data.seq_length}, "
+        f"built in {m['elapsed_seconds']:.1f}s, this call {seconds:.1f}s"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer.data.prepare",
+        description="Train a BPE tokenizer and write packed Arrow token shards for a corpus.",
+    )
+    parser.add_argument("corpus_dir", help="folder with *.train/*.dev (BabyLM) or *.txt files, searched recursively")
+    parser.add_argument("--cache-dir", required=True, help="where prepared data folders are kept")
+    parser.add_argument("--vocab-size", type=int, default=16384)
+    parser.add_argument("--seq-length", type=int, default=128)
+    parser.add_argument("--val-fraction", type=float, default=0.05, help="held-out share of documents (txt layout)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    args = parser.parse_args(argv)
+    t0 = time.time()
+    try:
+        data = prepare_corpus(
+            args.corpus_dir,
+            args.cache_dir,
+            vocab_size=args.vocab_size,
+            seq_length=args.seq_length,
+            val_fraction=args.val_fraction,
+            show_progress=not args.no_progress,
+        )
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(_summary(data, time.time() - t0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

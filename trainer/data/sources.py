@@ -1,0 +1,53 @@
+"""Where a run's data comes from: the user's corpus and pairs, or the built-in ones.
+
+The built-in corpus is just another corpus folder in BabyLM layout: after this
+point it goes through exactly the same preparation and reading code as a real one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer.data.grammar import builtin_data_dir
+from trainer.data.pairs import load_pairs
+from trainer.data.prepare import PreparedData, prepare_corpus
+
+
+def default_cache_dir() -> Path:
+    """`$MDLM_CACHE_DIR`, else ~/.cache/mdlm-sweeps."""
+    return Path(os.environ.get("MDLM_CACHE_DIR") or Path.home() / ".cache" / "mdlm-sweeps").expanduser()
+
+
+@dataclass(frozen=True)
+class RunData:
+    prepared: PreparedData
+    corpus_dir: Path
+    pairs_dir: Path | None
+
+    @property
+    def data_root(self) -> Path:
+        return self.prepared.root
+
+
+def resolve_data(config, cache_dir: str | Path | None = None, show_progress: bool = True) -> RunData:
+    """Prepare (or reuse) the Arrow cache for `config`'s corpus and find its pairs."""
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    pairs_dir = Path(config.pairs).expanduser() if config.pairs else None
+    if pairs_dir is not None:
+        load_pairs(pairs_dir)  # validate the user's pairs before any slow work
+    if config.corpus is None:
+        builtin = builtin_data_dir(cache_dir / "builtin")
+        corpus_dir = builtin / "corpus"
+        pairs_dir = pairs_dir or builtin / "pairs"
+    else:
+        corpus_dir = Path(config.corpus).expanduser()
+    prepared = prepare_corpus(
+        corpus_dir,
+        cache_dir / "prepared",
+        vocab_size=config.vocab_size,
+        seq_length=config.seq_length,
+        show_progress=show_progress,
+    )
+    return RunData(prepared, corpus_dir, pairs_dir)

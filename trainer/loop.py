@@ -1,0 +1,393 @@
+"""The training loop: one process, or one worker of a Ray Train / torch.distributed group.
+
+Read top to bottom: set up data, model, EMA and optimiser; then, per optimizer step,
+draw each micro-batch's rows, mask rates and masks, take the weighted NELBO, step,
+update the EMA; every `eval_every` steps evaluate the EMA weights, save a checkpoint
+and hand metrics to the `report` callback the caller gave (which writes them to a file,
+or to Ray). The loop itself knows nothing of Ray.
+
+Reproducibility: every random draw of step k on rank r comes from generators seeded
+with (seed, k, r), and the data order from a per-epoch permutation seeded with
+(seed, epoch). A checkpoint therefore only needs the step and the data position to
+continue exactly as an uninterrupted run would (RNG states are saved too, for
+completeness and for anything that draws from the global generators).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from trainer.config import TrainConfig
+from trainer.data.dataset import TokenShard, epoch_permutation, load_frequencies
+from trainer.data.pairs import limit_per_paradigm, load_pairs
+from trainer.data.prepare import open_prepared
+from trainer.data.tokenizer import BOS_ID, MASK_ID, NUM_SPECIAL_TOKENS, PAD_ID, load_tokenizer
+from trainer.evaluate import score_pairs, validation_metrics
+from trainer.masking import (
+    apply_mask,
+    curriculum_power,
+    maskable_positions,
+    masked_fraction,
+    masking_probabilities,
+    token_weights,
+)
+from trainer.model import build_model, count_parameters
+from trainer.objective import masked_logits, weighted_nelbo
+from trainer.optim import build_optimizer, lr_multiplier
+from trainer.schedules import ScheduleParams, sample_schedule
+
+Report = Callable[[dict, "Path | None"], None]
+CHECKPOINT_FILE = "state.pt"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class DataPosition:
+    """Where the next global batch starts: epoch and offset into that epoch's permutation."""
+
+    epoch: int = 0
+    offset: int = 0
+
+
+@dataclass
+class LoopState:
+    step: int = 0
+    position: DataPosition = field(default_factory=DataPosition)
+
+
+def _seed_for(*parts: int) -> int:
+    """A 63-bit seed mixed from integers (stable across processes, unlike hash())."""
+    value = 0x9E3779B97F4A7C15
+    for part in parts:
+        value = (value ^ (int(part) + 0x9E3779B97F4A7C15 + (value << 6) + (value >> 2))) & ((1 << 63) - 1)
+    return value
+
+
+def distributed_context() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def autocast_factory(precision: str, device: torch.device):
+    """A callable returning the autocast context for the configured precision."""
+    use_bf16 = precision == "bf16" or (
+        precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    )
+    if not use_bf16:
+        return nullcontext
+    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def next_global_batch(num_rows: int, batch_size: int, seed: int, position: DataPosition) -> tuple[np.ndarray, DataPosition]:
+    """Row indices of the next global batch and the position after it (wraps into new epochs)."""
+    parts = []
+    epoch, offset = position.epoch, position.offset
+    needed = batch_size
+    while needed:
+        order = epoch_permutation(num_rows, seed, epoch)
+        take = order[offset : offset + needed]
+        parts.append(take)
+        needed -= len(take)
+        offset += len(take)
+        if offset >= num_rows:
+            epoch, offset = epoch + 1, 0
+    return np.concatenate(parts), DataPosition(epoch, offset)
+
+
+def ema_decay(base_decay: float, updates: int) -> float:
+    """The reference's warm-started EMA: min(decay, (1 + n) / (10 + n))."""
+    return min(base_decay, (1.0 + updates) / (10.0 + updates))
+
+
+@torch.no_grad()
+def update_ema(ema_model: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for ema_param, param in zip(ema_model.parameters(), model.parameters()):
+        ema_param.lerp_(param.detach(), 1.0 - decay)
+
+
+def save_checkpoint(path: Path, model, ema_model, optimizer, config: TrainConfig, state: LoopState) -> Path:
+    """Write a checkpoint folder atomically (temp folder, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(
+        {
+            "model": _unwrap(model).state_dict(),
+            "ema": ema_model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": state.step,
+            "position": {"epoch": state.position.epoch, "offset": state.position.offset},
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()},
+            "config": config.as_dict(),
+        },
+        tmp / CHECKPOINT_FILE,
+    )
+    (tmp / "config.json").write_text(config.to_json())
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: Path) -> dict:
+    file = Path(path) / CHECKPOINT_FILE if Path(path).is_dir() else Path(path)
+    if not file.exists():
+        raise FileNotFoundError(f"no checkpoint at {path} (expected {file})")
+    return torch.load(file, map_location="cpu", weights_only=False)
+
+
+def _unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+def train_loop(
+    config: TrainConfig,
+    data_root: str | Path,
+    out_dir: str | Path,
+    *,
+    pairs_dir: str | Path | None = None,
+    resume_from: str | Path | None = None,
+    report: Report | None = None,
+    device: torch.device | str | None = None,
+    show_progress: bool = True,
+    stop_at_step: int | None = None,
+) -> dict:
+    """Train `config` on the prepared data at `data_root`; returns the last metrics.
+
+    `stop_at_step` ends the run early at that step (evaluated and checkpointed) while the
+    learning-rate and mask schedules still follow `max_steps`, as a preempted run would.
+    """
+    last_step = min(config.max_steps, stop_at_step or config.max_steps)
+    rank, world = distributed_context()
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    out_dir = Path(out_dir)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.json").write_text(config.to_json())
+
+    # --- data ---------------------------------------------------------------
+    data = open_prepared(data_root)
+    train_rows = TokenShard(data.train_path)
+    val_rows = TokenShard(data.val_path)
+    vocab_size = data.vocab_size
+    counts, ranks = load_frequencies(data.frequencies_path)
+    weights_by_token = token_weights(counts, ranks, config.frequency_weighting, NUM_SPECIAL_TOKENS)
+    tokenizer = load_tokenizer(data.tokenizer_path)
+    pairs = limit_per_paradigm(load_pairs(pairs_dir), config.eval_pairs_per_paradigm) if pairs_dir else []
+
+    def encode(sentence: str) -> list[int]:
+        return [BOS_ID] + tokenizer.encode(sentence).ids[: config.seq_length - 1]
+
+    micro = config.micro_batch_size
+    if config.batch_size % (micro * world):
+        raise ValueError(
+            f"batch_size {config.batch_size} is not a multiple of micro_batch_size {micro} x {world} workers"
+        )
+    accumulation = config.batch_size // (micro * world)
+
+    # --- model, EMA, optimiser -------------------------------------------------
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, vocab_size).to(device)
+    ema_model = copy.deepcopy(model).eval()
+    for param in ema_model.parameters():
+        param.requires_grad_(False)
+    optimizer = build_optimizer(model, config)
+    state = LoopState()
+
+    if resume_from is not None:
+        checkpoint = load_checkpoint(Path(resume_from))
+        model.load_state_dict(checkpoint["model"])
+        ema_model.load_state_dict(checkpoint["ema"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        state = LoopState(checkpoint["step"], DataPosition(**checkpoint["position"]))
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        np.random.set_state(checkpoint["rng"]["numpy"])
+
+    n_params = count_parameters(model)
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    autocast = autocast_factory(config.precision, device)
+    schedule = ScheduleParams.from_config(config)
+    metrics_path = out_dir / "metrics.jsonl"
+    if rank == 0 and resume_from is not None:
+        _truncate_metrics(metrics_path, state.step)
+    elif rank == 0 and metrics_path.exists():
+        metrics_path.unlink()
+
+    progress_bar = None
+    if show_progress and rank == 0:
+        from tqdm import tqdm
+
+        progress_bar = tqdm(total=config.max_steps, initial=state.step, desc="train", unit="step", dynamic_ncols=True)
+
+    # --- evaluation and reporting ----------------------------------------------
+    def evaluate_and_report(extra: dict) -> dict:
+        metrics = dict(extra)
+        if rank == 0:
+            eval_start = time.perf_counter()
+            val_limit = min(config.val_rows, val_rows.num_rows)
+            metrics.update(
+                validation_metrics(
+                    ema_model,
+                    val_rows.rows(np.arange(val_limit)),
+                    num_rates=config.val_mask_rates,
+                    num_special=NUM_SPECIAL_TOKENS,
+                    mask_id=MASK_ID,
+                    pad_id=PAD_ID,
+                    policy=config.eval_time_conditioning,
+                    fixed_rate=config.eval_fixed_rate,
+                    batch_size=max(micro, 32),
+                    device=device,
+                    autocast=autocast,
+                )
+            )
+            if pairs:
+                scores = score_pairs(
+                    ema_model,
+                    pairs,
+                    encode,
+                    num_special=NUM_SPECIAL_TOKENS,
+                    mask_id=MASK_ID,
+                    pad_id=PAD_ID,
+                    policy=config.eval_time_conditioning,
+                    fixed_rate=config.eval_fixed_rate,
+                    device=device,
+                    autocast=autocast,
+                )
+                metrics["pairs_acc"] = scores["pairs_acc"]
+                metrics.update({f"pairs_acc/{k}": v for k, v in scores["pairs_acc_by_paradigm"].items()})
+            metrics["eval_s"] = time.perf_counter() - eval_start
+        checkpoint_dir = None
+        if rank == 0 and (state.step % config.checkpoint_every == 0 or state.step >= last_step):
+            checkpoint_dir = save_checkpoint(
+                out_dir / "checkpoints" / f"step_{state.step:08d}", model, ema_model, optimizer, config, state
+            )
+            _prune_checkpoints(out_dir / "checkpoints", keep=2)
+            metrics["checkpoint"] = str(checkpoint_dir)
+        if world > 1:
+            shared = [metrics]
+            dist.broadcast_object_list(shared, src=0)
+            metrics = shared[0]
+        if rank == 0:
+            with metrics_path.open("a") as handle:
+                handle.write(json.dumps(metrics) + "\n")
+        if report is not None:
+            report(metrics, checkpoint_dir)
+        return metrics
+
+    # --- training ----------------------------------------------------------------
+    tokens_per_step = config.batch_size * config.seq_length
+    window_loss = torch.zeros((), device=device)
+    window_steps = 0
+    window_rate = 0.0
+    window_time = 0.0
+    last_metrics: dict = {}
+    while state.step < last_step:
+        step_start = time.perf_counter()
+        progress = state.step / config.max_steps
+        lr = config.lr * lr_multiplier(
+            state.step, config.max_steps, config.warmup_proportion, config.cooldown_proportion, config.lr_floor
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        # Seed the global generators per (step, rank): dropout is reproducible after a resume.
+        torch.manual_seed(_seed_for(config.seed, state.step, rank))
+        indices, next_position = next_global_batch(train_rows.num_rows, config.batch_size, config.seed, state.position)
+        frequency_power = curriculum_power(
+            config.frequency_power, progress, config.frequency_curriculum, config.frequency_curriculum_end
+        )
+        model.train()
+        for micro_index in range(accumulation):
+            start = (micro_index * world + rank) * micro
+            ids = torch.from_numpy(train_rows.rows(indices[start : start + micro]))
+            generator = torch.Generator().manual_seed(_seed_for(config.seed, state.step, rank, micro_index))
+            rates, loss_weights = sample_schedule(len(ids), schedule, progress, generator)
+            maskable = maskable_positions(ids, NUM_SPECIAL_TOKENS)
+            probs = masking_probabilities(ids, rates, maskable, weights_by_token, frequency_power)
+            noisy, masked = apply_mask(ids, probs, MASK_ID, generator)
+            time_input = masked_fraction(masked, maskable)
+            ids, noisy, masked = ids.to(device, non_blocking=True), noisy.to(device), masked.to(device)
+            attention = ids != PAD_ID
+            sync = nullcontext() if (world == 1 or micro_index == accumulation - 1) else model.no_sync()
+            with sync:
+                with autocast():
+                    logits = masked_logits(model, noisy, attention, masked, time_input.to(device), NUM_SPECIAL_TOKENS)
+                loss, _ = weighted_nelbo(logits, ids, masked, loss_weights.to(device), attention.sum())
+                (loss / accumulation).backward()
+            window_loss += loss.detach() / accumulation
+            window_rate += float(rates.mean()) / accumulation
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        update_ema(ema_model, _unwrap(model), ema_decay(config.ema_decay, state.step))
+        state = LoopState(state.step + 1, next_position)
+        window_steps += 1
+        window_time += time.perf_counter() - step_start
+        if progress_bar is not None:
+            progress_bar.update(1)
+
+        # Checkpoint steps are evaluation steps too: a checkpoint always travels with metrics.
+        if (
+            state.step % config.eval_every == 0
+            or state.step % config.checkpoint_every == 0
+            or state.step >= last_step
+        ):
+            train_loss = float(window_loss) / window_steps
+            if not math.isfinite(train_loss):
+                raise TrainingDiverged(f"training loss became {train_loss} at step {state.step}")
+            extra = {
+                "step": state.step,
+                "tokens": state.step * tokens_per_step,
+                "epoch": state.step * config.batch_size / train_rows.num_rows,
+                "train_loss": train_loss,
+                "tokens_per_s": window_steps * tokens_per_step / max(window_time, 1e-9),
+                "lr": lr,
+                "mask_rate": window_rate / window_steps,
+                "frequency_power_now": frequency_power,
+                "num_parameters": n_params,
+            }
+            last_metrics = evaluate_and_report(extra)
+            if progress_bar is not None:
+                shown = {k: last_metrics[k] for k in ("train_loss", "val_nelbo", "pairs_acc") if k in last_metrics}
+                progress_bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items()})
+            window_loss.zero_()
+            window_steps, window_rate, window_time = 0, 0.0, 0.0
+
+    if progress_bar is not None:
+        progress_bar.close()
+    return last_metrics
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop metric lines written after the checkpoint so the history stays continuous."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def _prune_checkpoints(folder: Path, keep: int) -> None:
+    steps = sorted(p for p in folder.glob("step_*") if p.is_dir() and ".tmp-" not in p.name)
+    for old in steps[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)

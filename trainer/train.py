@@ -1,0 +1,237 @@
+"""`python -m trainer.train`: train one config, in this process or across Ray Train workers.
+
+    python -m trainer.train                                   # built-in corpus, tiny preset
+    python -m trainer.train --config best_config.json --out runs/final
+    python -m trainer.train --workers 2                       # Ray Train, DDP over gloo on CPU
+    python -m trainer.train --workers 4 --gpus-per-worker 1   # DDP over NCCL
+
+Both routes run the same `trainer.loop.train_loop`; this file is the distributed entry,
+the only place in `trainer/` that imports Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+from trainer.config import ConfigError, TrainConfig
+from trainer.data.pairs import PairsError
+from trainer.data.prepare import DataError
+from trainer.data.sources import default_cache_dir, resolve_data
+
+# Errors that are the user's input, reported as one line without a traceback.
+INPUT_ERRORS = (ConfigError, DataError, PairsError)
+
+
+def loopback_ray_environment() -> None:
+    """Make every Ray process this one starts bind to 127.0.0.1 and stay quiet.
+
+    Without RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, Ray on Linux binds to the interface
+    address even when asked for localhost (see ray-verified.md).
+    """
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def connect_ray(num_cpus: int | None = None, include_dashboard: bool = False) -> bool:
+    """Join the cluster in RAY_ADDRESS (set inside `ray job submit`), else start a local
+    Ray on loopback. Returns True when this call started Ray (so the caller stops it)."""
+    loopback_ray_environment()
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+        return False
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=include_dashboard,
+        dashboard_host="127.0.0.1",
+        log_to_driver=True,
+    )
+    return True
+
+
+def ray_train_worker(loop_config: dict) -> None:
+    """Body of each Ray Train worker: rebuild the config and run the shared loop."""
+    import ray.train
+    import ray.train.torch
+
+    from trainer.loop import train_loop
+
+    config = TrainConfig.parse(loop_config["config"])
+    # One intra-op thread per reserved CPU: more threads than cores makes every matmul
+    # wait for a descheduled thread when several workers share a machine.
+    import torch
+
+    torch.set_num_threads(max(1, int(loop_config.get("cpus_per_worker", 1))))
+    checkpoint = ray.train.get_checkpoint()
+    resume_context = checkpoint.as_directory() if checkpoint else nullcontext(loop_config.get("resume_from"))
+
+    def report(metrics: dict, checkpoint_dir) -> None:
+        ray_checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        ray.train.report(metrics, checkpoint=ray_checkpoint)
+
+    with resume_context as resume_from:
+        train_loop(
+            config,
+            loop_config["data_root"],
+            loop_config["out_dir"],
+            pairs_dir=loop_config.get("pairs_dir"),
+            resume_from=resume_from,
+            report=report,
+            device=ray.train.torch.get_device(),
+            show_progress=False,
+        )
+
+
+def build_torch_trainer(
+    loop_config: dict,
+    *,
+    workers: int,
+    cpus_per_worker: float,
+    gpus_per_worker: float,
+    storage_path: str,
+    name: str,
+    callbacks: list | None = None,
+    max_failures: int = 0,
+):
+    """A TorchTrainer running `ray_train_worker` on `workers` workers (DDP)."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    resources = {"CPU": cpus_per_worker}
+    if gpus_per_worker:
+        resources["GPU"] = gpus_per_worker
+    return TorchTrainer(
+        ray_train_worker,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(
+            num_workers=workers, use_gpu=gpus_per_worker > 0, resources_per_worker=resources
+        ),
+        torch_config=TorchConfig(backend="nccl" if gpus_per_worker > 0 else "gloo"),
+        run_config=RunConfig(
+            name=name,
+            storage_path=storage_path,
+            callbacks=callbacks or [],
+            failure_config=FailureConfig(max_failures=max_failures),
+        ),
+    )
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """`--set field=value` pairs; values are parsed as JSON when they parse, else kept as strings."""
+    overrides = {}
+    for item in pairs:
+        if "=" not in item:
+            raise ConfigError(f"--set expects field=value, got '{item}'")
+        key, raw = item.split("=", 1)
+        try:
+            overrides[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = raw
+    return overrides
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    config = TrainConfig.from_json_file(args.config) if args.config else TrainConfig()
+    data = config.as_dict()
+    if args.preset and args.preset != config.preset:
+        data["preset"], data["model"] = args.preset, None
+    for field, value in (("corpus", args.corpus), ("pairs", args.pairs), ("max_steps", args.max_steps), ("seed", args.seed)):
+        if value is not None:
+            data[field] = str(Path(value).resolve()) if field in ("corpus", "pairs") else value
+    data.update(parse_overrides(args.set or []))
+    return TrainConfig.parse(data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="a TrainConfig JSON (or an exported best_config.json)")
+    parser.add_argument("--preset", choices=["tiny", "small", "base"], help="model size (resets the architecture)")
+    parser.add_argument("--corpus", help="folder of *.train/*.dev or *.txt files (default: built-in corpus)")
+    parser.add_argument("--pairs", help="folder of BLiMP-style *.jsonl minimal pairs")
+    parser.add_argument("--max-steps", type=int, help="optimizer steps")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override any config field")
+    parser.add_argument("--out", default="runs/train", help="output folder (metrics.jsonl, checkpoints)")
+    parser.add_argument("--resume", help="checkpoint folder to continue from")
+    parser.add_argument("--workers", type=int, default=1, help="Ray Train workers (1 = this process)")
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0)
+    parser.add_argument("--gpus-per-worker", type=float, default=0.0)
+    parser.add_argument("--cache-dir", help=f"data cache (default: {default_cache_dir()})")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.workers < 1:
+            raise ConfigError("--workers must be at least 1")
+        if args.gpus_per_worker < 0 or args.cpus_per_worker <= 0:
+            raise ConfigError("--gpus-per-worker must be >= 0 and --cpus-per-worker > 0")
+        config = build_config(args)
+        if args.resume and not Path(args.resume).exists():
+            raise ConfigError(f"--resume: no checkpoint folder at {args.resume}")
+        run_data = resolve_data(config, args.cache_dir, show_progress=not args.no_progress)
+    except INPUT_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    out_dir = Path(args.out).resolve()
+    from trainer.model import build_model, count_parameters
+
+    n_params = count_parameters(build_model(config.model, run_data.prepared.vocab_size))
+    print(
+        f"model: preset {config.preset}, {n_params:,} parameters, vocab {run_data.prepared.vocab_size}; "
+        f"data: {run_data.prepared.root}",
+        file=sys.stderr,
+    )
+    loop_config = {
+        "config": config.as_dict(),
+        "data_root": str(run_data.data_root),
+        "pairs_dir": str(run_data.pairs_dir) if run_data.pairs_dir else None,
+        "out_dir": str(out_dir),
+        "resume_from": str(Path(args.resume).resolve()) if args.resume else None,
+        "cpus_per_worker": args.cpus_per_worker,
+    }
+
+    if args.workers == 1 and args.gpus_per_worker == 0:
+        from trainer.loop import train_loop
+
+        metrics = train_loop(
+            config,
+            run_data.data_root,
+            out_dir,
+            pairs_dir=run_data.pairs_dir,
+            resume_from=args.resume,
+            show_progress=not args.no_progress,
+        )
+    else:
+        started = connect_ray()
+        try:
+            trainer = build_torch_trainer(
+                loop_config,
+                workers=args.workers,
+                cpus_per_worker=args.cpus_per_worker,
+                gpus_per_worker=args.gpus_per_worker,
+                storage_path=str(out_dir / "ray"),
+                name="train",
+            )
+            result = trainer.fit()
+            metrics = dict(result.metrics or {})
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
+    summary = {k: metrics.get(k) for k in ("step", "tokens", "train_loss", "val_nelbo", "val_acc", "pairs_acc", "tokens_per_s")}
+    print(json.dumps({"out": str(out_dir), **summary}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
