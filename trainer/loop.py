@@ -79,6 +79,24 @@ def _seed_for(*parts: int) -> int:
     return value
 
 
+def _release_freed_memory_factory() -> Callable[[], None]:
+    """glibc keeps freed heap pages: with a different number of masked positions every step,
+    tensor sizes vary and the heap fragments, so RSS grew ~15 MB per step on CPU (3.8 GB
+    after 300 tiny steps). malloc_trim(0) hands the free pages back (measured: flat at
+    ~0.4 GB, ~0.1 s per call). A no-op where glibc is absent."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return lambda: libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return lambda: None
+
+
+release_freed_memory = _release_freed_memory_factory()
+TRIM_EVERY_STEPS = 16
+
+
 def distributed_context() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -276,6 +294,7 @@ def train_loop(
                 )
                 metrics["pairs_acc"] = scores["pairs_acc"]
                 metrics.update({f"pairs_acc/{k}": v for k, v in scores["pairs_acc_by_paradigm"].items()})
+            release_freed_memory()
             metrics["eval_s"] = time.perf_counter() - eval_start
         checkpoint_dir = None
         if rank == 0 and (state.step % config.checkpoint_every == 0 or state.step >= last_step):
@@ -343,6 +362,8 @@ def train_loop(
         update_ema(ema_model, _unwrap(model), ema_decay(config.ema_decay, state.step))
         state = LoopState(state.step + 1, next_position)
         window_steps += 1
+        if state.step % TRIM_EVERY_STEPS == 0:
+            release_freed_memory()
         window_time += time.perf_counter() - step_start
         if progress_bar is not None:
             progress_bar.update(1)

@@ -381,10 +381,11 @@ MANNER_ADVERBS = """
 """
 
 # Determiners by number, with weights; "a" becomes "an" before a vowel.
-SINGULAR_DETERMINERS = {"the": 45, "a": 28, "this": 7, "that": 6, "every": 5, "each": 3, "another": 3, "one": 3}
+# "the" shows no number, so the others are kept frequent enough to teach agreement.
+SINGULAR_DETERMINERS = {"the": 32, "a": 26, "this": 12, "that": 10, "every": 8, "each": 4, "another": 4, "one": 4}
 PLURAL_DETERMINERS = {
-    "the": 45, "some": 12, "these": 8, "those": 7, "many": 8, "several": 5,
-    "two": 6, "three": 4, "few": 3, "four": 2,
+    "the": 32, "these": 14, "those": 11, "some": 11, "many": 10, "several": 6,
+    "two": 7, "three": 4, "few": 3, "four": 2,
 }
 # Noun phrases after "there is/are" are indefinite.
 SINGULAR_INDEFINITES = {"a": 85, "another": 8, "one": 7}
@@ -777,14 +778,14 @@ def weighted(table: Dict[str, float]) -> Weighted:
 # Sentence generation
 # ---------------------------------------------------------------------------
 
-TENSES = {  # how often each verb-group shape is chosen
-    "present": 38, "past": 25, "perfect": 13, "past_perfect": 3, "progressive": 7,
-    "past_progressive": 3, "modal": 7, "negated": 4,
+TENSES = {  # how often each verb-group shape is chosen (number-marked ones dominate)
+    "present": 44, "past": 20, "perfect": 13, "past_perfect": 2, "progressive": 8,
+    "past_progressive": 3, "modal": 6, "negated": 4,
 }
 # Tenses whose finite verb shows number (eats/eat, has/have, is/are, was/were, does/do).
 NUMBER_MARKED_TENSES = ("present", "perfect", "progressive", "past_progressive")
 
-P_PLURAL = 0.4  # chance that a noun phrase is plural
+P_PLURAL = 0.5  # chance that a noun phrase is plural (balanced: number is never predictable a priori)
 ANIMATE = parse_classes("animate")
 LOCATIONS = parse_classes("place+object+vehicle")  # what can follow "in", "near", "under" ...
 # Chance of a name / pronoun instead of a common noun, by role.
@@ -795,9 +796,9 @@ P_PP_MODIFIER = {"subject": 0.15, "object": 0.10, "inner": 0.0}
 P_RC_MODIFIER = {"subject": 0.11, "object": 0.05, "inner": 0.0}
 
 SENTENCE_FRAMES = {
-    "transitive": 26, "intransitive": 9, "copular": 11, "existential": 8, "reflexive": 8,
-    "possessive": 5, "passive": 4, "embedded": 9, "coordinated": 11, "yes_no_question": 7,
-    "wh_question": 4,
+    "transitive": 24, "intransitive": 8, "copular": 11, "existential": 8, "reflexive": 12,
+    "possessive": 6, "passive": 4, "embedded": 8, "coordinated": 10, "yes_no_question": 6,
+    "wh_question": 3,
 }
 
 

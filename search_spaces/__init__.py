@@ -1,0 +1,297 @@
+"""Named search spaces, written as data over TrainConfig field names.
+
+A space file (YAML or JSON) reads like a paper's ablation table:
+
+    description: derivative power p over [0, 1] on the bimodal Gaussian schedule
+    fixed:  {schedule: bimodal_gaussian}            # set for every trial
+    search:
+      derivative_power: {type: float, low: 0.0, high: 1.0, grid: [0, 0.1, 0.25, 0.5, 1]}
+      bimodal_left_weight: {type: float, low: 0.3, high: 0.8, optional: true}
+      gaussian_mean: {type: float, low: 0.1, high: 0.5, when: {schedule: gaussian}}
+
+Parameter types: float (low, high, optional log), int (low, high, optional log),
+categorical (choices), bool. `grid` lists the values grid search tries (floats default to
+five evenly spaced points). `optional: true` parameters are searched only when asked
+(`--search-optional`), else left at the base config's value. `when` makes a parameter
+conditional on other parameters' values (a define-by-run space for Optuna). A name may be a
+dotted path into the config, e.g. `model.time_conditioning`.
+
+Every space is validated against the config schema before anything runs: unknown fields,
+empty ranges, wrong types and out-of-range bounds are one-line `SpaceError`s.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainer.config import ConfigError, ModelConfig, TrainConfig
+
+SPACES_DIR = Path(__file__).resolve().parent
+PARAM_TYPES = ("float", "int", "categorical", "bool")
+PARAM_KEYS = {"type", "low", "high", "log", "choices", "grid", "optional", "when"}
+DEFAULT_GRID_POINTS = 5
+
+
+class SpaceError(ValueError):
+    """A search space is invalid; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple = ()
+    grid: tuple = ()
+    optional: bool = False
+    when: dict = field(default_factory=dict)
+
+    def grid_values(self) -> list:
+        if self.grid:
+            return list(self.grid)
+        if self.type == "bool":
+            return [False, True]
+        if self.type == "categorical":
+            return list(self.choices)
+        if self.type == "int":
+            return sorted({round(self.low + (self.high - self.low) * i / (DEFAULT_GRID_POINTS - 1)) for i in range(DEFAULT_GRID_POINTS)})
+        if self.log:
+            ratio = math.log(self.high / self.low)
+            return [self.low * math.exp(ratio * i / (DEFAULT_GRID_POINTS - 1)) for i in range(DEFAULT_GRID_POINTS)]
+        return [self.low + (self.high - self.low) * i / (DEFAULT_GRID_POINTS - 1) for i in range(DEFAULT_GRID_POINTS)]
+
+    def describe(self) -> str:
+        if self.type in ("float", "int"):
+            text = f"{self.type} [{self.low:g}, {self.high:g}]" + (" log" if self.log else "")
+        elif self.type == "bool":
+            text = "bool"
+        else:
+            text = "one of " + ", ".join(map(str, self.choices))
+        if self.when:
+            text += " when " + ", ".join(f"{k} = {v}" for k, v in self.when.items())
+        if self.optional:
+            text += " (optional)"
+        return text
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    description: str
+    fixed: dict
+    params: tuple[Param, ...]
+    source: str = ""
+
+    def active_params(self, include_optional: bool = False) -> list[Param]:
+        return [p for p in self.params if include_optional or not p.optional]
+
+    def suggest(self, trial, include_optional: bool = False) -> dict[str, Any]:
+        """Define-by-run sampling for Optuna: the trial's values (fixed ones included).
+
+        Parameters are visited in file order, so a `when` condition sees the values
+        of the parameters above it.
+        """
+        values: dict[str, Any] = dict(self.fixed)
+        for p in self.active_params(include_optional):
+            if any(values.get(key) != wanted for key, wanted in p.when.items()):
+                continue
+            if p.type == "float":
+                values[p.name] = trial.suggest_float(p.name, p.low, p.high, log=p.log)
+            elif p.type == "int":
+                values[p.name] = trial.suggest_int(p.name, int(p.low), int(p.high), log=p.log)
+            elif p.type == "bool":
+                values[p.name] = trial.suggest_categorical(p.name, [False, True])
+            else:
+                values[p.name] = trial.suggest_categorical(p.name, list(p.choices))
+        return values
+
+    def grid_points(self, include_optional: bool = False) -> list[dict[str, Any]]:
+        """Every combination of grid values, respecting `when` (an inactive parameter
+        does not multiply the grid)."""
+        points: list[dict[str, Any]] = [dict(self.fixed)]
+        for p in self.active_params(include_optional):
+            expanded = []
+            for point in points:
+                if any(point.get(key) != wanted for key, wanted in p.when.items()):
+                    expanded.append(point)
+                else:
+                    expanded.extend({**point, p.name: value} for value in p.grid_values())
+            points = expanded
+        return points
+
+    def grid_size(self, include_optional: bool = False) -> int:
+        """Number of grid points (built only when conditions make the product inexact)."""
+        if self.has_conditions:
+            return len(self.grid_points(include_optional))
+        return math.prod(len(p.grid_values()) for p in self.active_params(include_optional))
+
+    @property
+    def has_conditions(self) -> bool:
+        return any(p.when for p in self.params)
+
+    def describe(self) -> str:
+        lines = [f"{self.name}: {self.description}"]
+        for key, value in self.fixed.items():
+            lines.append(f"    {key} = {value}")
+        for p in self.params:
+            lines.append(f"    {p.name}: {p.describe()}")
+        return "\n".join(lines)
+
+
+def suggest_values(trial, space: SearchSpace, include_optional: bool = False) -> dict[str, Any]:
+    """Module-level (picklable with functools.partial) define-by-run function for Optuna."""
+    return space.suggest(trial, include_optional)
+
+
+def apply_values(base: TrainConfig, values: dict[str, Any]) -> TrainConfig:
+    """The base config with a trial's values set (dotted names reach into `model`)."""
+    data = base.as_dict()
+    for name, value in values.items():
+        target = data
+        *parents, leaf = name.split(".")
+        for parent in parents:
+            target = target[parent]
+        target[leaf] = value
+    return TrainConfig.parse(data)
+
+
+def _config_fields() -> dict[str, Any]:
+    fields = {name: info for name, info in TrainConfig.model_fields.items() if name != "model"}
+    fields.update({f"model.{name}": info for name, info in ModelConfig.model_fields.items()})
+    return fields
+
+
+def _parse_param(source: str, name: str, spec: Any) -> Param:
+    where = f"{source}: parameter '{name}'"
+    if not isinstance(spec, dict):
+        raise SpaceError(f"{where} must be a mapping with a 'type'")
+    unknown = set(spec) - PARAM_KEYS
+    if unknown:
+        raise SpaceError(f"{where} has unknown key(s) {sorted(unknown)}; allowed: {sorted(PARAM_KEYS)}")
+    kind = spec.get("type")
+    if kind not in PARAM_TYPES:
+        raise SpaceError(f"{where} has type {kind!r}; expected one of {', '.join(PARAM_TYPES)}")
+    low, high, choices = spec.get("low"), spec.get("high"), spec.get("choices")
+    if kind in ("float", "int"):
+        for bound_name, bound in (("low", low), ("high", high)):
+            if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+                raise SpaceError(f"{where} needs a numeric '{bound_name}', got {bound!r}")
+        if kind == "int" and (int(low) != low or int(high) != high):
+            raise SpaceError(f"{where} is an int parameter: 'low' and 'high' must be whole numbers")
+        if not low < high:
+            raise SpaceError(f"{where} has an empty range: low {low} must be below high {high}")
+        if spec.get("log") and low <= 0:
+            raise SpaceError(f"{where} is log-scaled: 'low' must be > 0, got {low}")
+    elif kind == "categorical":
+        if not isinstance(choices, list) or not choices:
+            raise SpaceError(f"{where} needs a non-empty list of 'choices'")
+    when = spec.get("when") or {}
+    if not isinstance(when, dict):
+        raise SpaceError(f"{where}: 'when' must map parameter names to values")
+    grid = spec.get("grid") or []
+    if not isinstance(grid, list):
+        raise SpaceError(f"{where}: 'grid' must be a list of values")
+    for value in grid:
+        if kind in ("float", "int") and not (low <= value <= high):
+            raise SpaceError(f"{where}: grid value {value} is outside [{low}, {high}]")
+    return Param(
+        name=name,
+        type=kind,
+        low=float(low) if kind == "float" else low,
+        high=float(high) if kind == "float" else high,
+        log=bool(spec.get("log", False)),
+        choices=tuple(choices or ()),
+        grid=tuple(grid),
+        optional=bool(spec.get("optional", False)),
+        when=dict(when),
+    )
+
+
+def parse_space(data: Any, name: str, source: str) -> SearchSpace:
+    """Build and validate a space from parsed YAML/JSON."""
+    if not isinstance(data, dict):
+        raise SpaceError(f"{source}: a search space must be a mapping with 'search' (and optional 'fixed', 'description')")
+    unknown = set(data) - {"description", "fixed", "search"}
+    if unknown:
+        raise SpaceError(f"{source}: unknown top-level key(s) {sorted(unknown)}; allowed: description, fixed, search")
+    search = data.get("search")
+    if not isinstance(search, dict) or not search:
+        raise SpaceError(f"{source}: 'search' must map at least one config field to a parameter")
+    fixed = data.get("fixed") or {}
+    if not isinstance(fixed, dict):
+        raise SpaceError(f"{source}: 'fixed' must map config fields to values")
+    fields = _config_fields()
+    for key in list(fixed) + list(search):
+        if key not in fields:
+            raise SpaceError(f"{source}: unknown config field '{key}' (see trainer/config.py for the fields)")
+    overlap = set(fixed) & set(search)
+    if overlap:
+        raise SpaceError(f"{source}: field(s) {sorted(overlap)} are both fixed and searched")
+    params = tuple(_parse_param(source, key, spec) for key, spec in search.items())
+    space = SearchSpace(name=name, description=str(data.get("description", "")), fixed=dict(fixed), params=params, source=source)
+    _check_against_config(space)
+    return space
+
+
+def _check_against_config(space: SearchSpace) -> None:
+    """Every bound, choice and grid value must be a valid config value (the config's own
+    validation says what is allowed), and `when` must name a parameter above it or a fixed field."""
+    base = TrainConfig()
+    try:
+        apply_values(base, space.fixed)
+    except ConfigError as exc:
+        raise SpaceError(f"{space.source}: fixed values are invalid: {exc}") from None
+    seen = set(space.fixed)
+    for p in space.params:
+        for key in p.when:
+            if key not in seen:
+                raise SpaceError(f"{space.source}: parameter '{p.name}' depends on '{key}', which is not fixed or searched above it")
+        if p.type in ("float", "int"):
+            candidates = [p.low, p.high, *p.grid]
+        elif p.type == "bool":
+            candidates = [False, True]
+        else:
+            candidates = list(p.choices) + list(p.grid)
+        for value in candidates:
+            try:
+                apply_values(base, {**space.fixed, p.name: value})
+            except ConfigError as exc:
+                raise SpaceError(f"{space.source}: parameter '{p.name}' value {value!r} is not a valid config value: {exc}") from None
+        seen.add(p.name)
+
+
+def builtin_names() -> list[str]:
+    return sorted(path.stem for path in SPACES_DIR.glob("*.yaml"))
+
+
+def load_space(name_or_path: str) -> SearchSpace:
+    """A built-in space by name (`bimodal_p`) or a YAML/JSON file by path."""
+    path = Path(name_or_path)
+    if path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists():
+        if not path.is_file():
+            raise SpaceError(f"search space file {path} does not exist")
+        name = path.stem
+    else:
+        path = SPACES_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise SpaceError(f"unknown search space '{name_or_path}'; built-in spaces: {', '.join(builtin_names())}, or pass a .yaml/.json file")
+        name = name_or_path
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise SpaceError(f"search space file {path} cannot be parsed: {reason}") from None
+    return parse_space(data, name, str(path))
+
+
+def list_spaces() -> list[SearchSpace]:
+    return [load_space(name) for name in builtin_names()]

@@ -1,0 +1,1 @@
+"""The sweep service: Ray Tune + Optuna over TrainConfig, one training run per trial."""

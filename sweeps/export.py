@@ -1,0 +1,169 @@
+"""Export a sweep's best config for final training: `python sweeps/export.py <storage>/<name>`.
+
+Writes, inside the sweep folder:
+- best_config.json: {"config": <TrainConfig>, "provenance": {...}, "final_command": "..."};
+  `python -m trainer.train --config best_config.json` accepts it unchanged.
+- leaderboard.csv: every trial ranked, with its searched parameters and last metrics.
+
+Ranking: trials that trained their full budget come first (an early-stopped trial's
+number is from fewer steps, so it is not comparable), then by the sweep's metric.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sweeps import storage
+from sweeps.trial import GRID_KEY, trial_config
+
+METRIC_COLUMNS = ("step", "val_nelbo", "val_acc", "pairs_acc", "train_loss", "tokens_per_s")
+
+
+class ExportError(ValueError):
+    """The folder holds no exportable sweep; one line."""
+
+
+def load_sweep(experiment: str) -> dict:
+    path = storage.join(experiment, "sweep.json")
+    if not storage.exists(path):
+        raise ExportError(f"{experiment} is not a sweep folder (no sweep.json)")
+    return json.loads(storage.read_text(path))
+
+
+def trial_rows(experiment: str, sweep: dict) -> list[dict]:
+    """One row per trial that reported at least once: id, status, values, config, last metrics."""
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        analysis = ExperimentAnalysis(experiment, default_metric=sweep["metric"], default_mode=sweep["mode"])
+    except Exception as exc:  # Ray raises several types for a missing/unreadable state
+        raise ExportError(f"cannot read Tune results in {experiment}: {str(exc).splitlines()[0]}") from None
+    rows = []
+    for trial in analysis.trials:
+        last = trial.last_result or {}
+        if sweep["metric"] not in last:
+            continue
+        values = dict(trial.config)
+        values.update(values.pop(GRID_KEY, None) or {})
+        rows.append(
+            {
+                "trial_id": trial.trial_id,
+                "status": trial.status,
+                "values": values,
+                "config": trial_config(trial.config, sweep["base_config"]),
+                "metrics": {k: v for k, v in last.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+                "path": trial.path,
+            }
+        )
+    return rows
+
+
+def rank(rows: list[dict], sweep: dict) -> list[dict]:
+    metric, sign = sweep["metric"], (-1.0 if sweep["mode"] == "max" else 1.0)
+    full_budget = sweep["base_config"]["max_steps"]
+
+    def key(row):
+        value = row["metrics"].get(metric, math.nan)
+        bad = not math.isfinite(value)
+        return (row["metrics"].get("step", 0) < full_budget, bad, sign * value if not bad else 0.0)
+
+    return sorted(rows, key=key)
+
+
+def leaderboard_csv(rows: list[dict], sweep: dict) -> str:
+    params = sorted({name for row in rows for name in row["values"]})
+    extra = sorted({k for row in rows for k in row["metrics"] if k.startswith("pairs_acc/")})
+    header = ["rank", "trial_id", "status", *params, *METRIC_COLUMNS, *extra]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    for position, row in enumerate(rows, start=1):
+        metrics = row["metrics"]
+        writer.writerow(
+            [position, row["trial_id"], row["status"], *(row["values"].get(p, "") for p in params),
+             *(metrics.get(m, "") for m in METRIC_COLUMNS), *(metrics.get(m, "") for m in extra)]
+        )
+    return buffer.getvalue()
+
+
+def final_command(best_config_path: str) -> str:
+    return f"python -m trainer.train --config {best_config_path} --out runs/final"
+
+
+def export_sweep(experiment: str, result_grid=None, top: int = 5, quiet: bool = False) -> dict:
+    """Write best_config.json and leaderboard.csv; print the top trials. Returns the best row."""
+    sweep = load_sweep(experiment)
+    rows = rank(trial_rows(experiment, sweep), sweep)
+    if not rows:
+        raise ExportError(f"no trial of {experiment} has reported '{sweep['metric']}' yet")
+    best = rows[0]
+    best_path = storage.join(experiment, "best_config.json")
+    document = {
+        "config": best["config"].as_dict(),
+        "provenance": {
+            "sweep": sweep["name"],
+            "experiment": experiment,
+            "trial_id": best["trial_id"],
+            "metric": sweep["metric"],
+            "mode": sweep["mode"],
+            "value": best["metrics"].get(sweep["metric"]),
+            "step": best["metrics"].get("step"),
+            "searched_values": best["values"],
+            "data_hash": sweep["data_hash"],
+            "code_version": sweep["code_version"],
+            "space": sweep["space"],
+            "search": sweep["search"],
+            "scheduler": sweep["scheduler"],
+        },
+        "final_command": final_command(best_path),
+    }
+    storage.write_text(best_path, json.dumps(document, indent=2))
+    storage.write_text(storage.join(experiment, "leaderboard.csv"), leaderboard_csv(rows, sweep))
+    if not quiet:
+        print(summary_table(rows[:top], sweep))
+        print(f"best config: {best_path}\nleaderboard: {storage.join(experiment, 'leaderboard.csv')}")
+        print(f"final training: {document['final_command']}")
+    return best
+
+
+def summary_table(rows: list[dict], sweep: dict) -> str:
+    metric = sweep["metric"]
+    params = sorted({name for row in rows for name in row["values"]})
+    header = f"{'rank':>4}  {'trial':<12} {'steps':>6} {metric:>12}  " + "  ".join(params)
+    lines = [f"top {len(rows)} trials of {sweep['name']} by {metric} ({sweep['mode']}):", header]
+    for position, row in enumerate(rows, start=1):
+        value = row["metrics"].get(metric, math.nan)
+        shown = "  ".join(_fmt(row["values"].get(p, "-")) for p in params)
+        lines.append(f"{position:>4}  {row['trial_id']:<12} {row['metrics'].get('step', 0):>6} {value:>12.4f}  {shown}")
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python sweeps/export.py", description=__doc__.split("\n")[0])
+    parser.add_argument("experiment", help="<storage>/<name> of a sweep")
+    parser.add_argument("--top", type=int, default=5, help="trials to print")
+    args = parser.parse_args(argv)
+    try:
+        export_sweep(storage.normalise(args.experiment), top=args.top)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Sweep storage: a local folder or any `pyarrow.fs` URI (s3://, gs://, ...).
+
+Everything the sweep writes besides Ray's own files (the sweep description, best config,
+leaderboard) goes through these helpers so both kinds of storage behave the same.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+
+def is_uri(location: str) -> bool:
+    return "://" in location
+
+
+def normalise(location: str) -> str:
+    """Absolute local paths (Ray needs them), URIs unchanged."""
+    return location if is_uri(location) else str(Path(location).expanduser().resolve())
+
+
+def join(location: str, *parts: str) -> str:
+    return "/".join([location.rstrip("/"), *parts]) if is_uri(location) else str(Path(location, *parts))
+
+
+def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
+    if is_uri(location):
+        return pafs.FileSystem.from_uri(location)
+    return pafs.LocalFileSystem(), location
+
+
+def exists(location: str) -> bool:
+    fs, path = filesystem(location)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def read_text(location: str) -> str:
+    fs, path = filesystem(location)
+    with fs.open_input_stream(path) as stream:
+        return stream.read().decode("utf-8")
+
+
+def write_text(location: str, text: str) -> None:
+    """Write a whole file; on local disks atomically (temp file, then rename)."""
+    fs, path = filesystem(location)
+    if not is_uri(location):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        Path(tmp).write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+        return
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as stream:
+        stream.write(text.encode("utf-8"))
+
+
+def check_writable(location: str) -> None:
+    """Raise PermissionError/OSError when the storage cannot take files (before any work starts)."""
+    if is_uri(location):
+        fs, path = filesystem(location)
+        fs.create_dir(path, recursive=True)
+        return
+    path = Path(location)
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / f".write-probe-{os.getpid()}"
+    probe.write_text("")
+    probe.unlink()
