@@ -1,7 +1,6 @@
 """The training loop end to end on a small corpus: metrics, learning, exact resume."""
 
 import json
-import random
 
 import pytest
 import torch
@@ -10,18 +9,13 @@ from trainer.config import TrainConfig
 from trainer.data.prepare import prepare_corpus
 from trainer.loop import load_checkpoint, train_loop
 
-WORDS = "the a cat dog sees likes runs big small red blue house tree old new".split()
+from conftest import SMALL_MODEL, write_toy_corpus
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("loopdata")
-    rng = random.Random(0)
-    corpus = root / "corpus"
-    corpus.mkdir()
-    for split, n in (("train", 1500), ("dev", 200)):
-        lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))) + " ." for _ in range(n)]
-        (corpus / f"toy.{split}").write_text("\n".join(lines) + "\n")
+    corpus = write_toy_corpus(root / "corpus")
     pairs = root / "pairs"
     pairs.mkdir()
     (pairs / "toy.jsonl").write_text(
@@ -33,7 +27,7 @@ def prepared(tmp_path_factory):
 
 def small_config(**overrides):
     base = dict(
-        model={"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "cond_dim": 16, "time_embedding_dim": 16},
+        model=SMALL_MODEL,
         vocab_size=300,
         seq_length=32,
         batch_size=16,

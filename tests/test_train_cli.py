@@ -2,7 +2,6 @@
 
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-WORDS = "the a cat dog sees likes runs big small red blue house tree old new".split()
-SMALL_MODEL = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "cond_dim": 16, "time_embedding_dim": 16}
+from conftest import SMALL_MODEL, write_toy_corpus
 
 
 def run_cli(*args, env_extra=None, timeout=600):
@@ -24,12 +22,7 @@ def run_cli(*args, env_extra=None, timeout=600):
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    rng = random.Random(1)
-    corpus = root / "corpus"
-    corpus.mkdir()
-    for split, n in (("train", 1200), ("dev", 150)):
-        lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))) + " ." for _ in range(n)]
-        (corpus / f"toy.{split}").write_text("\n".join(lines) + "\n")
+    write_toy_corpus(root / "corpus", seed=1, train_lines=1200, dev_lines=150)
     config = {
         "model": SMALL_MODEL, "vocab_size": 300, "seq_length": 32, "batch_size": 16, "micro_batch_size": 8,
         "max_steps": 6, "eval_every": 3, "checkpoint_every": 3, "val_rows": 32,

@@ -121,7 +121,7 @@ class TrainConfig(BaseModel):
     cooldown_proportion: float = Field(default=0.016, ge=0.0, le=0.5)
     lr_floor: float = Field(default=0.1, ge=0.0, le=1.0)  # cosine decays to this fraction of lr
     ema_decay: float = Field(default=0.999, ge=0.0, lt=1.0)
-    batch_size: int = Field(default=64, ge=1)  # global sequences per optimizer step (reference: 1024)
+    batch_size: int = Field(default=32, ge=1)  # global sequences per optimizer step (reference: 1024; 32 keeps CPU runs short)
     micro_batch_size: int = Field(default=32, ge=1)  # per worker per forward pass
     max_steps: int = Field(default=1500, ge=1)
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on CUDA that supports it, else fp32
@@ -131,7 +131,7 @@ class TrainConfig(BaseModel):
     eval_every: int = Field(default=250, ge=1)
     val_rows: int = Field(default=512, ge=1)  # validation rows scored for val_nelbo / val_acc
     val_mask_rates: int = Field(default=8, ge=1, le=128)  # midpoint quadrature nodes on (0, 1)
-    eval_pairs_per_paradigm: int | None = Field(default=100, ge=1)  # None = all pairs
+    eval_pairs_per_paradigm: int | None = Field(default=50, ge=1)  # None = all pairs
     # Which rate a time-conditioned model sees at evaluation (no time is given there):
     # the row's realised mask fraction, a fixed rate, or no conditioning at all.
     eval_time_conditioning: Literal["mask_fraction", "fixed", "off"] = "mask_fraction"
@@ -149,8 +149,6 @@ class TrainConfig(BaseModel):
             )
         if self.warmup_proportion + self.cooldown_proportion > 1.0:
             raise ValueError("warmup_proportion + cooldown_proportion must be at most 1")
-        if self.pairs is not None and self.corpus is None:
-            pass  # user pairs with the built-in corpus: allowed (same code path)
         return self
 
     # --- helpers -------------------------------------------------------------
