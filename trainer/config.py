@@ -123,12 +123,12 @@ class TrainConfig(BaseModel):
     ema_decay: float = Field(default=0.999, ge=0.0, lt=1.0)
     batch_size: int = Field(default=32, ge=1)  # global sequences per optimizer step (reference: 1024; 32 keeps CPU runs short)
     micro_batch_size: int = Field(default=32, ge=1)  # per worker per forward pass
-    max_steps: int = Field(default=1500, ge=1)
+    max_steps: int = Field(default=300, ge=1)  # tiny on a 2-core CPU: ~5 minutes
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on CUDA that supports it, else fp32
     seed: int = Field(default=0, ge=0)
 
     # --- evaluation and checkpoints -----------------------------------------
-    eval_every: int = Field(default=250, ge=1)
+    eval_every: int = Field(default=100, ge=1)
     val_rows: int = Field(default=512, ge=1)  # validation rows scored for val_nelbo / val_acc
     val_mask_rates: int = Field(default=8, ge=1, le=128)  # midpoint quadrature nodes on (0, 1)
     eval_pairs_per_paradigm: int | None = Field(default=50, ge=1)  # None = all pairs
@@ -136,7 +136,7 @@ class TrainConfig(BaseModel):
     # the row's realised mask fraction, a fixed rate, or no conditioning at all.
     eval_time_conditioning: Literal["mask_fraction", "fixed", "off"] = "mask_fraction"
     eval_fixed_rate: float = Field(default=0.15, gt=0.0, le=1.0)
-    checkpoint_every: int = Field(default=500, ge=1)
+    checkpoint_every: int = Field(default=100, ge=1)
 
     @model_validator(mode="after")
     def _resolve(self) -> "TrainConfig":

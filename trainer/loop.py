@@ -320,9 +320,13 @@ def train_loop(
     window_steps = 0
     window_rate = 0.0
     window_time = 0.0
+    train_seconds = 0.0  # cumulative time inside optimizer steps (this process)
+    first_step_unix = None  # wall clock of the first step: start-up cost = this - process start
     last_metrics: dict = {}
     while state.step < last_step:
         step_start = time.perf_counter()
+        if first_step_unix is None:
+            first_step_unix = time.time()
         progress = state.step / config.max_steps
         lr = config.lr * lr_multiplier(
             state.step, config.max_steps, config.warmup_proportion, config.cooldown_proportion, config.lr_floor
@@ -364,7 +368,9 @@ def train_loop(
         window_steps += 1
         if state.step % TRIM_EVERY_STEPS == 0:
             release_freed_memory()
-        window_time += time.perf_counter() - step_start
+        step_seconds = time.perf_counter() - step_start
+        window_time += step_seconds
+        train_seconds += step_seconds
         if progress_bar is not None:
             progress_bar.update(1)
 
@@ -383,6 +389,8 @@ def train_loop(
                 "epoch": state.step * config.batch_size / train_rows.num_rows,
                 "train_loss": train_loss,
                 "tokens_per_s": window_steps * tokens_per_step / max(window_time, 1e-9),
+                "train_s": train_seconds,
+                "first_step_unix": first_step_unix,
                 "lr": lr,
                 "mask_rate": window_rate / window_steps,
                 "frequency_power_now": frequency_power,
