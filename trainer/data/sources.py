@@ -10,6 +10,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import hashlib
+
+from trainer.data import grammar
 from trainer.data.grammar import builtin_data_dir
 from trainer.data.pairs import load_pairs
 from trainer.data.prepare import PreparedData, prepare_corpus
@@ -38,7 +41,10 @@ def resolve_data(config, cache_dir: str | Path | None = None, show_progress: boo
     if pairs_dir is not None:
         load_pairs(pairs_dir)  # validate the user's pairs before any slow work
     if config.corpus is None:
-        builtin = builtin_data_dir(cache_dir / "builtin")
+        # Keyed by the generator's source too: a grammar edit that forgot to bump
+        # GRAMMAR_VERSION must not silently reuse the old corpus.
+        source_hash = hashlib.sha256(Path(grammar.__file__).read_bytes()).hexdigest()[:12]
+        builtin = builtin_data_dir(cache_dir / "builtin" / source_hash)
         corpus_dir = builtin / "corpus"
         pairs_dir = pairs_dir or builtin / "pairs"
     else:
