@@ -293,10 +293,6 @@ def main(argv: list[str] | None = None) -> int:
             if not storage.exists(storage.join(experiment, SWEEP_FILE)):
                 raise SweepError(f"--resume: no sweep at {experiment} (missing {SWEEP_FILE})")
             sweep = json.loads(storage.read_text(storage.join(experiment, SWEEP_FILE)))
-            space = load_space(sweep["space_file"]) if sweep.get("space_file") else None
-            config = TrainConfig.parse(sweep["base_config"])
-            metric, mode = sweep["metric"], sweep["mode"]
-            runner = sweep["runner"]
         else:
             space = load_space(args.space)
             config = base_config(args)
