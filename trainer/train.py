@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpus-per-worker", type=float, default=1.0)
     parser.add_argument("--gpus-per-worker", type=float, default=0.0)
     parser.add_argument("--cache-dir", help=f"data cache (default: {default_cache_dir()})")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads for a single-process run (default: all cores; "
+                        "use 1 when other work shares the CPU: a descheduled second thread stalls every matmul)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
 
@@ -200,7 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     if args.workers == 1 and args.gpus_per_worker == 0:
+        import torch
+
         from trainer.loop import train_loop
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
 
         metrics = train_loop(
             config,
