@@ -22,6 +22,7 @@ SMALL = dict(train_sentences=3000, dev_sentences=200, pairs_per_paradigm=40)
 SINGULAR_DETERMINERS = {"this", "a", "an", "every", "each", "another", "one"}
 PLURAL_DETERMINERS = {"these", "those", "many", "several", "two", "three", "four", "few", "some"}
 ALL_DETERMINERS = SINGULAR_DETERMINERS | PLURAL_DETERMINERS | {"the", "that"}
+NUMBERED_DETERMINERS = SINGULAR_DETERMINERS | PLURAL_DETERMINERS | {"that"}  # "the" shows no number
 PREPOSITIONS = set(G.NOUN_PREPOSITIONS.split())
 CLAUSE_LINKS = {"and", "but", "because", "while", "so", "although", "that", "who", "what"}
 NAME_GENDER = {name.lower(): gender for name, gender in LEX.name_gender.items()}
@@ -33,6 +34,7 @@ REFLEXIVE_FOR = {"m": "himself", "f": "herself", "n": "itself", "pl": "themselve
 # Present forms that are also past forms ("read", "cut", "hurt") tell us nothing about number.
 SG_FINITE = LEX.third_singular_verbs - LEX.past_forms
 PL_FINITE = LEX.plural_present_verbs - LEX.past_forms
+FINITE = SG_FINITE | PL_FINITE
 
 
 def _spawned_builtin_data_dir(cache_root: str) -> None:
@@ -55,8 +57,10 @@ def default_data(tmp_path_factory):
     dev = (root / "corpus" / "builtin.dev").read_text(encoding="utf-8")
     pairs = {p.stem: [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines()]
              for p in sorted((root / "pairs").glob("*.jsonl"))}
+    train_lines = [l for l in train.splitlines() if l.strip()]
     return {"cache": cache, "root": root, "train": train, "dev": dev, "pairs": pairs,
-            "train_lines": [l for l in train.splitlines() if l.strip()],
+            "train_lines": train_lines,
+            "train_tokens": [(line, _tokens(line)) for line in train_lines],
             "dev_lines": [l for l in dev.splitlines() if l.strip()]}
 
 
@@ -195,10 +199,9 @@ def test_lexicon_facts():
 
 def test_determiner_noun_agreement_in_text(default_data):
     checked = 0
-    for line in default_data["train_lines"]:
-        tokens = _tokens(line)
+    for line, tokens in default_data["train_tokens"]:
         for i, token in enumerate(tokens[:-1]):
-            if token in SINGULAR_DETERMINERS | PLURAL_DETERMINERS | {"that"}:
+            if token in NUMBERED_DETERMINERS:
                 head = _noun_phrase_end(tokens, i)
                 if head is None:
                     assert token in {"that", "one"}, line  # complementizer / relative "that"
@@ -212,37 +215,27 @@ def test_determiner_noun_agreement_in_text(default_data):
 
 
 def test_subject_verb_agreement_in_text(default_data):
-    simple = across_pp = across_rc = 0
-    for line in default_data["train_lines"]:
-        tokens = _tokens(line)
+    checked = {"simple": 0, "across_pp": 0, "across_rc": 0}
+    for line, tokens in default_data["train_tokens"]:
         subject, i = _subject(tokens)
         if subject is None or i >= len(tokens):
             continue
-        expected = PL_FINITE if subject == "pl" else SG_FINITE
-        wrong = SG_FINITE if subject == "pl" else PL_FINITE
+        kind = "simple"
         if tokens[i] in PREPOSITIONS and _noun_phrase_end(tokens, i + 1) is not None:
             i = _noun_phrase_end(tokens, i + 1) + 1  # "the key to the cabinets | is"
-            counter = "pp"
+            kind = "across_pp"
         elif tokens[i] in ("that", "who") and _noun_phrase_end(tokens, i + 1) is not None:
             i = _noun_phrase_end(tokens, i + 1) + 2  # "the dogs that the girl likes | are"
-            counter = "rc"
-        else:
-            counter = "simple"
-        if i < len(tokens) and tokens[i] in expected | wrong:
-            assert tokens[i] in expected, line
-            if counter == "pp":
-                across_pp += 1
-            elif counter == "rc":
-                across_rc += 1
-            else:
-                simple += 1
-    assert simple > 10_000 and across_pp > 1_000 and across_rc > 500
+            kind = "across_rc"
+        if i < len(tokens) and tokens[i] in FINITE:
+            assert tokens[i] in (PL_FINITE if subject == "pl" else SG_FINITE), line
+            checked[kind] += 1
+    assert checked["simple"] > 10_000 and checked["across_pp"] > 1_000 and checked["across_rc"] > 500, checked
 
 
 def test_existential_there_agreement_in_text(default_data):
     checked = 0
-    for line in default_data["train_lines"]:
-        tokens = _tokens(line)
+    for line, tokens in default_data["train_tokens"]:
         for i, token in enumerate(tokens[:-2]):
             if token == "there" and tokens[i + 1] in ("is", "are", "was", "were", "has", "have"):
                 start = i + 3 if tokens[i + 2] == "been" else i + 2
@@ -256,8 +249,7 @@ def test_existential_there_agreement_in_text(default_data):
 
 def test_reflexive_agreement_in_text(default_data):
     checked = {"m": 0, "f": 0, "n": 0, "pl": 0}
-    for line in default_data["train_lines"]:
-        tokens = _tokens(line)
+    for line, tokens in default_data["train_tokens"]:
         reflexives = [t for t in tokens if t in LEX.reflexives]
         if len(reflexives) != 1 or CLAUSE_LINKS & set(tokens):
             continue
@@ -272,8 +264,7 @@ def test_reflexive_agreement_in_text(default_data):
 def test_irregular_forms_in_text(default_data):
     auxiliaries = {"has", "have", "had", "is", "are", "was", "were", "been", "be"}
     participles = pasts = 0
-    for line in default_data["train_lines"]:
-        tokens = _tokens(line)
+    for line, tokens in default_data["train_tokens"]:
         for previous, token in zip(tokens, tokens[1:]):
             if token in LEX.past_only_forms:  # "ate", never "has ate"
                 assert previous not in auxiliaries, line
@@ -309,11 +300,16 @@ def test_pair_files_and_fields(default_data):
 def test_pairs_are_novel_and_use_training_words(default_data):
     corpus = set(default_data["train_lines"]) | set(default_data["dev_lines"])
     counts = G.word_types(default_data["train_lines"])
+    frequent = G.MIN_CRITICAL_WORD_SHARE * sum(counts.values())
     for rows in default_data["pairs"].values():
         for row in rows:
             assert row["sentence_good"] not in corpus and row["sentence_bad"] not in corpus
-            for word in _tokens(row["sentence_good"]) + _tokens(row["sentence_bad"]):
+            good, bad = _tokens(row["sentence_good"]), _tokens(row["sentence_bad"])
+            for word in good + bad:
                 assert counts[word] >= G.MIN_PAIR_WORD_COUNT, word
+            for g, b in zip(good, bad):  # the changed word and its replacement are frequent
+                if g != b:
+                    assert counts[g] >= frequent and counts[b] >= frequent, row
 
 
 def test_pairs_test_the_named_phenomenon(default_data):

@@ -796,8 +796,8 @@ P_PP_MODIFIER = {"subject": 0.15, "object": 0.10, "inner": 0.0}
 P_RC_MODIFIER = {"subject": 0.11, "object": 0.05, "inner": 0.0}
 
 SENTENCE_FRAMES = {
-    "transitive": 24, "intransitive": 8, "copular": 11, "existential": 8, "reflexive": 12,
-    "possessive": 6, "passive": 4, "embedded": 8, "coordinated": 10, "yes_no_question": 6,
+    "transitive": 23, "intransitive": 8, "copular": 11, "existential": 8, "reflexive": 12,
+    "possessive": 6, "passive": 4, "embedded": 8, "coordinated": 11, "yes_no_question": 6,
     "wh_question": 3,
 }
 
@@ -847,14 +847,20 @@ def finish(words: Sequence[str], question: bool = False) -> str:
 class SentenceGenerator:
     """Writes sentences from the grammar.
 
-    With ``core_only`` it draws only real (non-pseudo) words; the minimal pairs
-    use that so they test frequent, learnable words.
+    With ``core_only`` it draws only real (non-pseudo) words, and with
+    ``endings=False`` it leaves out the optional phrase-final material (places,
+    manner adverbs, companions). The minimal pairs use both: frequent words,
+    and short sentences without extra noun phrases whose number could act as
+    an unintended cue, as in BLiMP.
     """
 
-    def __init__(self, rng: random.Random, lexicon: Lexicon = LEXICON, core_only: bool = False) -> None:
+    def __init__(self, rng: random.Random, lexicon: Lexicon = LEXICON, core_only: bool = False,
+                 endings: bool = True) -> None:
         self.rng = rng
         self.lex = lexicon
+        self.endings = endings
         self.cast: List[Name] = []  # the recurring characters of the current document
+        self.last_named: Optional[Name] = None  # who "he"/"she" most likely refers to
 
         def keep(entries):
             return [e for e in entries if e.real or not core_only]
@@ -908,6 +914,11 @@ class SentenceGenerator:
             gender = "m" if self.chance(0.5) else "f"
         return self.names_by_gender[gender].sample(self.rng)
 
+    def named(self) -> Name:
+        """A name that later pronouns may refer back to."""
+        self.last_named = self.name()
+        return self.last_named
+
     # -- noun phrases -------------------------------------------------------
 
     def noun_phrase(
@@ -940,7 +951,7 @@ class SentenceGenerator:
                 elif r > 1.0 - P_PRONOUN[role]:
                     kind = "pronoun"
         if kind == "name":
-            name = self.name()
+            name = self.named()
             return Phrase([name.word], "sg", name.gender, "person", 0)
         if kind == "pronoun":
             return self.pronoun(cls, role, number)
@@ -950,7 +961,7 @@ class SentenceGenerator:
             number = "pl" if rng.random() < P_PLURAL else "sg"
         if n_adj is None:
             r = rng.random()
-            n_adj = 0 if r < 0.62 else 1 if r < 0.93 else 2
+            n_adj = 0 if r < 0.6 else 1 if r < 0.93 else 2
         adjectives: List[str] = []
         while len(adjectives) < n_adj:
             adjective = self.adjectives_for[cls].sample(rng).word
@@ -988,7 +999,11 @@ class SentenceGenerator:
         if number == "pl":
             gender = None
         elif cls == "person":
-            gender = "m" if self.chance(0.5) else "f"
+            # Usually the last named character: "Mary smiled. She ..."
+            if self.last_named is not None and self.chance(0.8):
+                gender = self.last_named.gender
+            else:
+                gender = "m" if self.chance(0.5) else "f"
         else:
             gender = "n"
         subject_form, object_form, _, _ = PRONOUNS[(number, gender)]
@@ -1074,6 +1089,8 @@ class SentenceGenerator:
 
     def ending(self) -> List[str]:
         """An optional place, manner adverb or companion at the end of a verb phrase."""
+        if not self.endings:
+            return []
         r = self.rng.random()
         if r < 0.30:
             return self.locative()
@@ -1126,14 +1143,14 @@ class SentenceGenerator:
             group = self.verb_group(verb, subject.number, tense or self.tenses.sample(self.rng))
             return self._assemble(subject, group, self.predicate_adjective(subject.cls), verb)
         group = self.be_group(subject.number, tense or self.be_tense())
-        rest = self.predicate_adjective(subject.cls) if r < 0.8 else self.locative()
+        rest = self.predicate_adjective(subject.cls) if r < 0.8 or not self.endings else self.locative()
         return self._assemble(subject, group, rest)
 
     def existential_clause(self, number: Optional[str] = None, tense: Optional[str] = None) -> Clause:
         """'There are two dogs in the garden.'"""
         np = self.noun_phrase(NOUN_CLASSES, "object", number=number, det="indefinite", modifier="none")
         group = self.be_group(np.number, tense or self.be_tense())
-        rest = self.locative() if self.chance(0.8) else []
+        rest = self.locative() if self.endings and self.chance(0.8) else []
         words = ["there", *group.words, *np.words, *rest]
         marks = _np_marks(np, 1 + len(group.words), "obj_")
         if group.finite is not None:
@@ -1261,7 +1278,7 @@ class SentenceGenerator:
         self.cast = [self.names_by_gender["m" if self.chance(0.5) else "f"].sample(self.rng)
                      for _ in range(2 + int(self.rng.random() * 3))]
         sentences = [self.sentence() for _ in range(n_sentences)]
-        self.cast = []
+        self.cast, self.last_named = [], None
         return sentences
 
 
@@ -1288,24 +1305,34 @@ def _opposite(number: str) -> str:
 
 
 def pair_determiner_noun(g: SentenceGenerator, n_adj: int) -> PairWords:
-    """'The girl saw these dogs.' / '*The girl saw these dog.'"""
+    """'Mary saw these dogs.' / '*Mary saw these dog.'
+
+    As in BLiMP, the subject is a name and the verb shows no number, so the
+    determiner is the only cue to the noun's number.
+    """
     verb = g.transitive.sample(g.rng)
+    while "person" not in verb.subj:
+        verb = g.transitive.sample(g.rng)
     number = "pl" if g.chance(0.5) else "sg"
     det = ("these" if g.chance(0.5) else "those") if number == "pl" else ("this" if g.chance(0.5) else "that")
     obj = g.noun_phrase(verb.obj, "object", number=number, det=det, n_adj=n_adj, modifier="none")
-    clause = g.transitive_clause(verb, obj=obj)
+    subject = g.noun_phrase(("person",), "subject", kind="name")
+    tense = "past" if g.chance(0.7) else "modal" if g.chance(0.7) else "past_perfect"
+    clause = g.transitive_clause(verb, subject, obj, tense)
     head = clause.marks["obj_head"]
     return _swap(clause.words, head, g.lex.noun_number_flip[clause.words[head]])
 
 
+PAIR_TENSES = Weighted(NUMBER_MARKED_TENSES, (6, 2, 1, 1))  # mostly simple present: "sleeps" / "sleep"
+
+
 def _subject_verb_pair(g: SentenceGenerator, subject_of: Callable[[Tuple[str, ...]], Phrase]) -> PairWords:
-    """A clause with a number-marked finite verb; the bad twin has the other number."""
-    r = g.rng.random()
-    tense = Weighted(NUMBER_MARKED_TENSES, (6, 2, 1, 1)).sample(g.rng)
-    if r < 0.4:
-        verb = g.transitive.sample(g.rng)
-        clause = g.transitive_clause(verb, subject_of(verb.subj), tense=tense)
-    elif r < 0.6:
+    """A clause with a number-marked finite verb; the bad twin has the other number.
+
+    Intransitive or copular, so no object noun phrase competes as a cue.
+    """
+    tense = PAIR_TENSES.sample(g.rng)
+    if g.chance(0.4):
         verb = g.intransitive.sample(g.rng)
         clause = g.intransitive_clause(verb, subject_of(verb.subj), tense=tense)
     else:
@@ -1413,6 +1440,9 @@ PARADIGMS: Tuple[Paradigm, ...] = (
 )
 
 MIN_PAIR_WORD_COUNT = 3  # every word of a pair occurs at least this often in the training text
+# The word a pair changes, and its replacement, must be frequent: a tiny model learns
+# the number or gender of frequent words first. (2 per 10,000 words: ~100 at the default size.)
+MIN_CRITICAL_WORD_SHARE = 2e-4
 
 
 def _bare(word: str) -> str:
@@ -1430,7 +1460,8 @@ def word_types(lines: Iterable[str]) -> Counter:
 def make_pairs(paradigm: Paradigm, n: int, rng: random.Random, seen_lines: set,
                train_counts: Counter) -> List[dict]:
     """`n` distinct pairs whose sentences are not in `seen_lines` and whose words all occur in training."""
-    g = SentenceGenerator(rng, core_only=True)
+    g = SentenceGenerator(rng, core_only=True, endings=False)
+    min_critical = max(MIN_PAIR_WORD_COUNT, MIN_CRITICAL_WORD_SHARE * sum(train_counts.values()))
     pairs: List[dict] = []
     used = set()
     attempts = 0
@@ -1446,6 +1477,9 @@ def make_pairs(paradigm: Paradigm, n: int, rng: random.Random, seen_lines: set,
         if good == bad or good in used or good in seen_lines or bad in seen_lines:
             continue
         if any(train_counts[_bare(w)] < MIN_PAIR_WORD_COUNT for w in good_words + bad_words):
+            continue
+        changed = [_bare(w) for pair in zip(good_words, bad_words) if pair[0] != pair[1] for w in pair]
+        if any(train_counts[w] < min_critical for w in changed):
             continue
         used.add(good)
         pairs.append({
