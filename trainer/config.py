@@ -123,7 +123,7 @@ class TrainConfig(BaseModel):
     ema_decay: float = Field(default=0.999, ge=0.0, lt=1.0)
     batch_size: int = Field(default=32, ge=1)  # global sequences per optimizer step (reference: 1024; 32 keeps CPU runs short)
     micro_batch_size: int = Field(default=32, ge=1)  # per worker per forward pass
-    max_steps: int = Field(default=300, ge=1)  # tiny on a 2-core CPU: ~5 minutes
+    max_steps: int = Field(default=300, ge=1)  # tiny on a 2-core CPU: 5-10 minutes
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on CUDA that supports it, else fp32
     seed: int = Field(default=0, ge=0)
 
