@@ -333,6 +333,6 @@ def test_pairs_test_the_named_phenomenon(default_data):
                 subject, _ = _subject(good)
                 assert good[i] == REFLEXIVE_FOR[subject] and bad[i] in LEX.reflexives, row
                 if uid == "anaphor_gender_agreement":
-                    assert subject in ("m", "f")
+                    assert subject in ("m", "f") and {good[i], bad[i]} == {"himself", "herself"}
         if uid == "existential_there_agreement":
             assert all(r["sentence_good"].startswith("There ") for r in rows)

@@ -17,6 +17,8 @@ What the grammar guarantees, in every sentence it writes:
 
 The minimal pairs (``pairs/<paradigm>.jsonl``) test exactly these: each good
 sentence is one the grammar can write, and its bad twin differs in one word.
+Like BLiMP's, pair sentences are short and use frequent real words, and only
+the "across" paradigms contain a noun of the opposite number (an attractor).
 No pair sentence occurs verbatim as a line of the corpus.
 
 The lexicon is a core of real English words plus generated pseudo-words
@@ -64,7 +66,7 @@ __all__ = [
 
 # Bump whenever the generated files change for a given seed: cached copies are
 # keyed by it (builtin-v{GRAMMAR_VERSION}-seed{seed}).
-GRAMMAR_VERSION = 1
+GRAMMAR_VERSION = 2
 
 ZIPF_EXPONENT = 1.0  # P(word of rank r within its class) is proportional to 1 / r**ZIPF_EXPONENT
 LEXICON_SEED = 1729  # the pseudo-words are the same for every corpus seed
@@ -1270,8 +1272,15 @@ class SentenceGenerator:
 
     def sentence(self) -> str:
         frame = self.frames.sample(self.rng)
-        clause = getattr(self, frame + ("" if frame.endswith("question") else "_clause"))()
-        return finish(clause.words, question=frame.endswith("question"))
+        build = {
+            "transitive": self.transitive_clause, "intransitive": self.intransitive_clause,
+            "copular": self.copular_clause, "existential": self.existential_clause,
+            "reflexive": self.reflexive_clause, "possessive": self.possessive_clause,
+            "passive": self.passive_clause, "embedded": self.embedded_clause,
+            "coordinated": self.coordinated_clause, "yes_no_question": self.yes_no_question,
+            "wh_question": self.wh_question,
+        }[frame]
+        return finish(build().words, question=frame.endswith("question"))
 
     def document(self, n_sentences: int) -> List[str]:
         """Sentences sharing a small cast of named characters (so names recur within a document)."""
@@ -1344,7 +1353,7 @@ def _subject_verb_pair(g: SentenceGenerator, subject_of: Callable[[Tuple[str, ..
 
 
 def pair_subject_verb_simple(g: SentenceGenerator) -> PairWords:
-    """'The dogs sleep in the garden.' / '*The dogs sleeps in the garden.'"""
+    """'The dogs sleep.' / '*The dogs sleeps.'; 'The green shoes are small.' / '*The green shoes is small.'"""
     return _subject_verb_pair(g, lambda classes: g.noun_phrase(classes, "subject", kind="noun", modifier="none"))
 
 
@@ -1380,7 +1389,11 @@ def pair_anaphor_number(g: SentenceGenerator) -> PairWords:
 
 
 def pair_anaphor_gender(g: SentenceGenerator) -> PairWords:
-    """'Mary hurt herself.' / '*Mary hurt himself.' (also '*The king saw itself.')"""
+    """'Mary hurt herself.' / '*Mary hurt himself.'
+
+    Only himself <-> herself, so a model that ignores gender scores 50%
+    (not "itself", whose frequency alone would bias the score).
+    """
     verb = g.reflexive.sample(g.rng)
     if "person" not in verb.subj or "person" not in verb.obj:
         return None
@@ -1389,12 +1402,7 @@ def pair_anaphor_gender(g: SentenceGenerator) -> PairWords:
     if subject.gender not in ("m", "f"):
         return None
     clause = g.reflexive_clause(verb, subject)
-    index = clause.marks["reflexive"]
-    if g.chance(0.2):
-        wrong = "itself"
-    else:
-        wrong = "herself" if subject.gender == "m" else "himself"
-    return _swap(clause.words, index, wrong)
+    return _swap(clause.words, clause.marks["reflexive"], "herself" if subject.gender == "m" else "himself")
 
 
 def pair_irregular_past_participle(g: SentenceGenerator) -> PairWords:
@@ -1410,7 +1418,7 @@ def pair_irregular_past_participle(g: SentenceGenerator) -> PairWords:
 
 
 def pair_existential_there(g: SentenceGenerator) -> PairWords:
-    """'There are two dogs in the garden.' / '*There is two dogs in the garden.'"""
+    """'There are two big dogs.' / '*There is two big dogs.'"""
     clause = g.existential_clause(tense="present" if g.chance(0.7) else "past")
     index = clause.marks["finite"]
     return _swap(clause.words, index, g.lex.verb_number_flip[clause.words[index]])
