@@ -24,7 +24,7 @@ if __package__ in (None, ""):
 from sweeps import storage
 from sweeps.trial import GRID_KEY, trial_config
 
-METRIC_COLUMNS = ("step", "val_nelbo", "val_acc", "pairs_acc", "train_loss", "tokens_per_s")
+METRIC_COLUMNS = ("step", "words_seen", "val_nelbo", "val_acc", "pairs_acc", "pairs_acc_heldout", "train_loss", "tokens_per_s")
 
 
 class ExportError(ValueError):
@@ -118,6 +118,7 @@ def export_sweep(experiment: str, result_grid=None, top: int = 5, quiet: bool = 
             "step": best["metrics"].get("step"),
             "searched_values": best["values"],
             "data_hash": sweep["data_hash"],
+            "pairs_split": sweep.get("pairs_split"),
             "code_version": sweep["code_version"],
             "space": sweep["space"],
             "search": sweep["search"],

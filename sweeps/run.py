@@ -29,6 +29,7 @@ if __package__ in (None, ""):
 from search_spaces import SpaceError, SearchSpace, builtin_names, list_spaces, load_space, suggest_values
 from sweeps import storage
 from sweeps.trial import GRID_KEY, run_trial
+from trainer.budget import parse_word_count, resolve_max_steps
 from trainer.config import ConfigError, TrainConfig
 from trainer.train import INPUT_ERRORS, connect_ray, parse_overrides
 
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=8, help="trials (ignored by grid search)")
     p.add_argument("--max-concurrent", type=int, default=0, help="at most this many trials at once (0: as resources allow)")
     p.add_argument("--max-steps", type=int, default=120, help="per-trial budget in optimizer steps")
+    p.add_argument("--max-words", help="per-trial budget in words of training text seen, e.g. 2M (replaces --max-steps)")
     p.add_argument("--evals-per-trial", type=int, default=4, help="evaluations (and early-stopping points) per trial")
     p.add_argument("--preset", choices=["tiny", "small", "base"], default=None, help="model size (default: the base config's)")
     p.add_argument("--config", help="base TrainConfig JSON that the space's values are applied to")
@@ -109,6 +111,9 @@ def resolve_metric(args, has_pairs: bool) -> tuple[str, str]:
     metric = args.metric or ("pairs_acc" if has_pairs else "val_nelbo")
     if metric.startswith("pairs_acc") and not has_pairs:
         raise SweepError(f"--metric {metric} needs minimal pairs: pass --pairs or use the built-in corpus")
+    if metric.startswith("pairs_acc_heldout"):
+        raise SweepError(f"--metric {metric}: the held-out pairs are reported, never selected on (that would tune on "
+                         "the evaluation set); use pairs_acc, measured on the tuning pairs")
     known = ("pairs_acc", "val_nelbo", "val_acc", "train_loss")
     if metric not in known and not metric.startswith("pairs_acc/"):
         raise SweepError(f"--metric {metric!r} is not reported by trials; choose one of {', '.join(known)} or pairs_acc/<paradigm>")
@@ -127,7 +132,22 @@ def base_config(args) -> TrainConfig:
         data["pairs"] = str(Path(args.pairs).expanduser().resolve())
     eval_every = max(1, args.max_steps // max(1, args.evals_per_trial))
     data.update(max_steps=args.max_steps, eval_every=eval_every, checkpoint_every=eval_every, seed=args.seed)
+    if args.max_words is not None:
+        data["max_words"] = parse_word_count(args.max_words)
     data.update(parse_overrides(args.set or []))
+    return TrainConfig.parse(data)
+
+
+def resolve_step_budget(config: TrainConfig, row_words, evals_per_trial: int) -> TrainConfig:
+    """With a word budget, fix max_steps (and the evaluation points) to the exact step count it
+    means on this data, so the early-stopping scheduler and the ranking see real steps.
+    Raises BudgetError for a budget over max_epochs."""
+    steps = resolve_max_steps(config, row_words)
+    if config.max_words is None:
+        return config
+    every = max(1, steps // max(1, evals_per_trial))
+    data = config.as_dict()
+    data.update(max_steps=steps, eval_every=every, checkpoint_every=every)
     return TrainConfig.parse(data)
 
 
@@ -327,11 +347,18 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             run_data = resolve_data(config, args.cache_dir)
+            config = resolve_step_budget(config, run_data.prepared.row_words(), args.evals_per_trial)
         except INPUT_ERRORS as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         data_root = str(run_data.data_root)
         pairs_dir = str(run_data.pairs_dir) if run_data.pairs_dir else None
+        pairs_split = None
+        if pairs_dir:
+            from trainer.data.pairs import load_pairs, split_description, split_pairs
+
+            pairs_split = split_description(*split_pairs(load_pairs(pairs_dir), config.pairs_heldout_fraction),
+                                            config.pairs_heldout_fraction)
         wandb_mode = args.wandb_mode or default_wandb_mode()
         sweep = {
             "name": name,
@@ -350,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
             "base_config": config.as_dict(),
             "data_root": data_root,
             "data_hash": run_data.prepared.content_hash,
+            "pairs_split": pairs_split,
             "pairs_dir": pairs_dir,
             "runner": runner,
             "workers_per_trial": args.workers_per_trial,

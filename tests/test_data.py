@@ -176,7 +176,8 @@ def test_manifest_contents(babylm):
     assert m["layout"] == "babylm" and m["tokenizer_trained_on"] == "train"
     assert m["special_token_ids"]["<mask>"] == 4 and len(m["special_token_ids"]) == 16
     assert {f["path"] for f in m["source_files"]} == {"a.train", "sub/b.train", "c.dev"}
-    assert set(m["files"]) == {"tokenizer.json", "train.arrow", "val.arrow", "frequencies.parquet"}
+    assert set(m["files"]) == {"tokenizer.json", "train.arrow", "val.arrow", "frequencies.parquet",
+                               "train_row_words.npy", "val_row_words.npy"}
     for name, info in m["files"].items():
         assert (data.root / name).stat().st_size == info["bytes"]
     assert data.root.name == data.content_hash[:16]

@@ -124,6 +124,11 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(default=32, ge=1)  # global sequences per optimizer step (reference: 1024; 32 keeps CPU runs short)
     micro_batch_size: int = Field(default=32, ge=1)  # per worker per forward pass
     max_steps: int = Field(default=300, ge=1)  # tiny on a 2-core CPU: 5-10 minutes
+    # Budget in words of raw training text seen (repeats count), as BabyLM counts it.
+    # When set it replaces max_steps: the run ends at the first step at or past it.
+    max_words: int | None = Field(default=None, ge=1)
+    # The challenge's cap on passes over the training data; a longer budget is refused.
+    max_epochs: float = Field(default=10.0, gt=0.0, le=1000.0)
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on CUDA that supports it, else fp32
     seed: int = Field(default=0, ge=0)
 
@@ -137,6 +142,12 @@ class TrainConfig(BaseModel):
     eval_time_conditioning: Literal["mask_fraction", "fixed", "off"] = "mask_fraction"
     eval_fixed_rate: float = Field(default=0.15, gt=0.0, le=1.0)
     checkpoint_every: int = Field(default=100, ge=1)
+    # Export a model folder chck_<N>M at the first step at or past each of these word
+    # counts (`--checkpoint-words babylm` gives the challenge's schedule).
+    checkpoint_words: list[int] = Field(default_factory=list)
+    # Share of each paradigm's minimal pairs held out from selection (by a hash of the
+    # pair): pairs_acc is measured on the rest, pairs_acc_heldout on these.
+    pairs_heldout_fraction: float = Field(default=0.5, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _resolve(self) -> "TrainConfig":
@@ -147,6 +158,10 @@ class TrainConfig(BaseModel):
             raise ValueError(
                 f"batch_size {self.batch_size} must be a multiple of micro_batch_size {self.micro_batch_size}"
             )
+        if any(words < 1 for words in self.checkpoint_words):
+            raise ValueError("checkpoint_words must be positive word counts")
+        if self.checkpoint_words != sorted(set(self.checkpoint_words)):
+            object.__setattr__(self, "checkpoint_words", sorted(set(self.checkpoint_words)))
         if self.warmup_proportion + self.cooldown_proportion > 1.0:
             raise ValueError("warmup_proportion + cooldown_proportion must be at most 1")
         return self

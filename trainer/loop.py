@@ -30,9 +30,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from trainer.budget import checkpoint_name, resolve_max_steps, words_seen
 from trainer.config import TrainConfig
 from trainer.data.dataset import TokenShard, epoch_permutation, load_frequencies
-from trainer.data.pairs import limit_per_paradigm, load_pairs
+from trainer.data.pairs import limit_per_paradigm, load_pairs, split_description, split_pairs
 from trainer.data.prepare import open_prepared
 from trainer.data.tokenizer import BOS_ID, MASK_ID, NUM_SPECIAL_TOKENS, PAD_ID, load_tokenizer
 from trainer.evaluate import score_pairs, validation_metrics
@@ -191,25 +192,35 @@ def train_loop(
     """Train `config` on the prepared data at `data_root`; returns the last metrics.
 
     `stop_at_step` ends the run early at that step (evaluated and checkpointed) while the
-    learning-rate and mask schedules still follow `max_steps`, as a preempted run would.
+    learning-rate and mask schedules still follow the full budget, as a preempted run would.
+    The budget is `max_words` when set, else `max_steps` (see trainer/budget.py); a budget
+    over `max_epochs` raises BudgetError before anything is trained.
     """
-    last_step = min(config.max_steps, stop_at_step or config.max_steps)
     rank, world = distributed_context()
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out_dir = Path(out_dir)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.json").write_text(config.to_json())
+        (out_dir / "data.json").write_text(json.dumps({"data_root": str(Path(data_root).resolve()),
+                                                       "pairs_dir": str(pairs_dir) if pairs_dir else None}))
 
     # --- data ---------------------------------------------------------------
     data = open_prepared(data_root)
+    row_words = data.row_words("train")
+    total_steps = resolve_max_steps(config, row_words)
+    last_step = min(total_steps, stop_at_step or total_steps)
     train_rows = TokenShard(data.train_path)
     val_rows = TokenShard(data.val_path)
     vocab_size = data.vocab_size
     counts, ranks = load_frequencies(data.frequencies_path)
     weights_by_token = token_weights(counts, ranks, config.frequency_weighting, NUM_SPECIAL_TOKENS)
     tokenizer = load_tokenizer(data.tokenizer_path)
-    pairs = limit_per_paradigm(load_pairs(pairs_dir), config.eval_pairs_per_paradigm) if pairs_dir else []
+    # Selection metrics use the tuning part only; the held-out part is reported beside it.
+    tuning_pairs, heldout_pairs = split_pairs(load_pairs(pairs_dir), config.pairs_heldout_fraction) if pairs_dir else ([], [])
+    pairs_split = split_description(tuning_pairs, heldout_pairs, config.pairs_heldout_fraction) if pairs_dir else None
+    tuning_pairs = limit_per_paradigm(tuning_pairs, config.eval_pairs_per_paradigm)
+    heldout_pairs = limit_per_paradigm(heldout_pairs, config.eval_pairs_per_paradigm)
 
     def encode(sentence: str) -> list[int]:
         return [BOS_ID] + tokenizer.encode(sentence).ids[: config.seq_length - 1]
@@ -256,7 +267,7 @@ def train_loop(
     if show_progress and rank == 0:
         from tqdm import tqdm
 
-        progress_bar = tqdm(total=config.max_steps, initial=state.step, desc="train", unit="step", dynamic_ncols=True)
+        progress_bar = tqdm(total=last_step, initial=state.step, desc="train", unit="step", dynamic_ncols=True)
 
     # --- evaluation and reporting ----------------------------------------------
     def evaluate_and_report(extra: dict) -> dict:
@@ -279,10 +290,12 @@ def train_loop(
                     autocast=autocast,
                 )
             )
-            if pairs:
+            for name, part in (("pairs_acc", tuning_pairs), ("pairs_acc_heldout", heldout_pairs)):
+                if not part:
+                    continue
                 scores = score_pairs(
                     ema_model,
-                    pairs,
+                    part,
                     encode,
                     num_special=NUM_SPECIAL_TOKENS,
                     mask_id=MASK_ID,
@@ -292,8 +305,8 @@ def train_loop(
                     device=device,
                     autocast=autocast,
                 )
-                metrics["pairs_acc"] = scores["pairs_acc"]
-                metrics.update({f"pairs_acc/{k}": v for k, v in scores["pairs_acc_by_paradigm"].items()})
+                metrics[name] = scores["pairs_acc"]
+                metrics.update({f"{name}/{k}": v for k, v in scores["pairs_acc_by_paradigm"].items()})
             release_freed_memory()
             metrics["eval_s"] = time.perf_counter() - eval_start
         checkpoint_dir = None
@@ -314,6 +327,20 @@ def train_loop(
             report(metrics, checkpoint_dir)
         return metrics
 
+    # --- word-count checkpoints (exported model folders, BabyLM's chck_<N>M) ------------
+    seen_words = words_seen(row_words, state.step * config.batch_size, config.seed)
+    pending_word_checkpoints = [w for w in config.checkpoint_words if w > seen_words]
+
+    def export_word_checkpoint(target: int) -> None:
+        from trainer.export import export_model
+
+        folder = out_dir / checkpoint_name(target)
+        provenance = {"words_seen": seen_words, "checkpoint_words": target, "step": state.step,
+                      "data_hash": data.content_hash, "seed": config.seed, "pairs_split": pairs_split}
+        export_model(ema_model.state_dict(), config, data.tokenizer_path, folder, provenance, overwrite=True)
+        with (out_dir / "word_checkpoints.jsonl").open("a") as handle:
+            handle.write(json.dumps({"name": folder.name, "path": str(folder), **provenance}) + "\n")
+
     # --- training ----------------------------------------------------------------
     tokens_per_step = config.batch_size * config.seq_length
     window_loss = torch.zeros((), device=device)
@@ -327,9 +354,9 @@ def train_loop(
         step_start = time.perf_counter()
         if first_step_unix is None:
             first_step_unix = time.time()
-        progress = state.step / config.max_steps
+        progress = state.step / total_steps
         lr = config.lr * lr_multiplier(
-            state.step, config.max_steps, config.warmup_proportion, config.cooldown_proportion, config.lr_floor
+            state.step, total_steps, config.warmup_proportion, config.cooldown_proportion, config.lr_floor
         )
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -365,7 +392,10 @@ def train_loop(
         optimizer.zero_grad(set_to_none=True)
         update_ema(ema_model, _unwrap(model), ema_decay(config.ema_decay, state.step))
         state = LoopState(state.step + 1, next_position)
+        seen_words += int(row_words[indices].sum())
         window_steps += 1
+        while rank == 0 and pending_word_checkpoints and seen_words >= pending_word_checkpoints[0]:
+            export_word_checkpoint(pending_word_checkpoints.pop(0))
         if state.step % TRIM_EVERY_STEPS == 0:
             release_freed_memory()
         step_seconds = time.perf_counter() - step_start
@@ -386,6 +416,7 @@ def train_loop(
             extra = {
                 "step": state.step,
                 "tokens": state.step * tokens_per_step,
+                "words_seen": seen_words,
                 "epoch": state.step * config.batch_size / train_rows.num_rows,
                 "train_loss": train_loss,
                 "tokens_per_s": window_steps * tokens_per_step / max(window_time, 1e-9),

@@ -18,13 +18,14 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
+from trainer.budget import BudgetError, parse_checkpoint_words, parse_word_count, resolve_max_steps
 from trainer.config import ConfigError, TrainConfig
 from trainer.data.pairs import PairsError
 from trainer.data.prepare import DataError
 from trainer.data.sources import default_cache_dir, resolve_data
 
 # Errors that are the user's input, reported as one line without a traceback.
-INPUT_ERRORS = (ConfigError, DataError, PairsError)
+INPUT_ERRORS = (ConfigError, DataError, PairsError, BudgetError)
 
 
 def loopback_ray_environment() -> None:
@@ -146,6 +147,10 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     for field, value in (("corpus", args.corpus), ("pairs", args.pairs), ("max_steps", args.max_steps), ("seed", args.seed)):
         if value is not None:
             data[field] = str(Path(value).resolve()) if field in ("corpus", "pairs") else value
+    if args.max_words is not None:
+        data["max_words"] = parse_word_count(args.max_words)
+    if args.checkpoint_words is not None:
+        data["checkpoint_words"] = parse_checkpoint_words(args.checkpoint_words)
     data.update(parse_overrides(args.set or []))
     return TrainConfig.parse(data)
 
@@ -157,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", help="folder of *.train/*.dev or *.txt files (default: built-in corpus)")
     parser.add_argument("--pairs", help="folder of BLiMP-style *.jsonl minimal pairs")
     parser.add_argument("--max-steps", type=int, help="optimizer steps")
+    parser.add_argument("--max-words", help="budget in words of training text seen, e.g. 10M (replaces --max-steps)")
+    parser.add_argument("--checkpoint-words", help="'babylm' (every 1M to 10M, 10M to 100M, 100M to 1B) or a list "
+                        "like 1M,2M,5M: export a model folder chck_<N>M at each")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override any config field")
     parser.add_argument("--out", default="runs/train", help="output folder (metrics.jsonl, checkpoints)")
@@ -179,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume and not Path(args.resume).exists():
             raise ConfigError(f"--resume: no checkpoint folder at {args.resume}")
         run_data = resolve_data(config, args.cache_dir, show_progress=not args.no_progress)
+        total_steps = resolve_max_steps(config, run_data.prepared.row_words())  # refuses over-long budgets
     except INPUT_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -189,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     n_params = count_parameters(build_model(config.model, run_data.prepared.vocab_size))
     print(
         f"model: preset {config.preset}, {n_params:,} parameters, vocab {run_data.prepared.vocab_size}; "
-        f"data: {run_data.prepared.root}",
+        f"data: {run_data.prepared.root}; budget: {total_steps} steps",
         file=sys.stderr,
     )
     loop_config = {
@@ -235,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 import ray
 
                 ray.shutdown()
-    summary = {k: metrics.get(k) for k in ("step", "tokens", "train_loss", "val_nelbo", "val_acc", "pairs_acc", "tokens_per_s")}
+    summary = {k: metrics.get(k) for k in ("step", "tokens", "words_seen", "train_loss", "val_nelbo", "val_acc", "pairs_acc", "tokens_per_s")}
     print(json.dumps({"out": str(out_dir), **summary}))
     return 0
 

@@ -7,6 +7,7 @@ through this same reader.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,3 +70,37 @@ def limit_per_paradigm(pairs: list[MinimalPair], limit: int | None) -> list[Mini
             seen[pair.paradigm] = seen.get(pair.paradigm, 0) + 1
             kept.append(pair)
     return kept
+
+
+def is_heldout(pair: MinimalPair, heldout_fraction: float) -> bool:
+    """Deterministic, order-free assignment by a hash of the pair's paradigm and text:
+    the same pair lands on the same side whatever folder, file order or subset it
+    comes in, so a held-out pair is never used for selection."""
+    key = f"{pair.paradigm}\t{pair.good}\t{pair.bad}".encode("utf-8")
+    digest = hashlib.blake2b(key, digest_size=8, person=b"mdlm-pairs").digest()
+    return int.from_bytes(digest, "big") / 2.0**64 < heldout_fraction
+
+
+def split_pairs(pairs: list[MinimalPair], heldout_fraction: float) -> tuple[list[MinimalPair], list[MinimalPair]]:
+    """(tuning, held_out) within every paradigm, order kept."""
+    tuning = [p for p in pairs if not is_heldout(p, heldout_fraction)]
+    held_out = [p for p in pairs if is_heldout(p, heldout_fraction)]
+    return tuning, held_out
+
+
+def split_description(tuning: list[MinimalPair], held_out: list[MinimalPair], heldout_fraction: float) -> dict:
+    """What provenance records about the split (enough to check it was not tuned on)."""
+
+    def fingerprint(part: list[MinimalPair]) -> str:
+        keys = sorted(f"{p.paradigm}\t{p.good}\t{p.bad}" for p in part)
+        return hashlib.sha256("\n".join(keys).encode("utf-8")).hexdigest()[:16]
+
+    return {
+        "method": "blake2b(paradigm, good, bad) < heldout_fraction, within every paradigm",
+        "heldout_fraction": heldout_fraction,
+        "tuning_pairs": len(tuning),
+        "heldout_pairs": len(held_out),
+        "tuning_fingerprint": fingerprint(tuning),
+        "heldout_fingerprint": fingerprint(held_out),
+        "selection_metric_uses": "tuning pairs only",
+    }

@@ -6,6 +6,8 @@ Output (one folder per distinct corpus content + settings)::
         tokenizer.json        byte-level BPE trained on the TRAIN split only
         train.arrow           Arrow IPC file, column input_ids: fixed_size_list<int32>[seq_length]
         val.arrow             same, validation split
+        train_row_words.npy   words (whitespace-separated, in the raw text) per train row
+        val_row_words.npy     same, validation split
         frequencies.parquet   token_id, count, rank over the train split
         manifest.json         written last; its presence marks a complete build
     <cache_dir>/<content_hash[:16]>.lock   flock target serialising builders
@@ -55,7 +57,7 @@ from .tokenizer import (
 
 # Bump whenever the on-disk layout or the tokenization/packing rules change:
 # it is part of the content hash, so old cache folders are simply not reused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-row word counts
 
 MIN_SEQ_LENGTH = 8
 ROWS_PER_BATCH = 8192  # Arrow record batch size (rows) in the shards
@@ -68,6 +70,7 @@ ENCODE_CHUNK_CHARS = 1 << 20
 READ_CHUNK_BYTES = 1 << 22
 
 TOKENIZER_FILE = "tokenizer.json"
+ROW_WORDS_FILES = {"train": "train_row_words.npy", "val": "val_row_words.npy"}
 TRAIN_FILE = "train.arrow"
 VAL_FILE = "val.arrow"
 FREQUENCIES_FILE = "frequencies.parquet"
@@ -120,6 +123,10 @@ class PreparedData:
     @property
     def words(self) -> Dict[str, int]:
         return dict(self.manifest["words"])
+
+    def row_words(self, split: str = "train") -> np.ndarray:
+        """Words per row of a split (int64), aligned with the rows of its shard."""
+        return np.load(self.root / ROW_WORDS_FILES[split])
 
 
 # --------------------------------------------------------------------------
@@ -328,10 +335,14 @@ class _ShardWriter:
     implementation does with 126-token pieces) spends no compute on padding:
     only the very last row of a split is right-padded with ``<pad>``. A row can
     therefore span a document boundary, marked by ``</s>`` in the stream.
+
+    Beside each row it keeps the row's word count (see `_SplitEncoder.flush` for how
+    words are attributed to rows), written to a .npy file on close.
     """
 
-    def __init__(self, path: Path, seq_length: int):
+    def __init__(self, path: Path, seq_length: int, words_path: Path):
         self.seq_length = seq_length
+        self.words_path = words_path
         self.schema = pa.schema(
             [pa.field("input_ids", pa.list_(ARROW_TOKEN_TYPE, seq_length), nullable=False)]
         )
@@ -340,21 +351,27 @@ class _ShardWriter:
         self._sink = pa.OSFile(str(path), "wb")
         self._writer = pa.ipc.new_file(self._sink, self.schema)
         self._carry = np.empty(0, dtype=TOKEN_DTYPE)  # stream tokens not yet in a row
+        self._carry_words = np.empty(0, dtype=np.int64)  # their word counts (parallel to _carry)
+        self._row_words: List[np.ndarray] = []
         self._pending: List[np.ndarray] = []  # full rows waiting to fill a record batch
         self._pending_rows = 0
         self.rows = 0
         self.pad_tokens = 0
 
-    def add(self, stream: np.ndarray) -> None:
+    def add(self, stream: np.ndarray, words: np.ndarray) -> None:
+        """Append tokens; `words[i]` is the number of words that start at token i."""
         body = self.seq_length - 1
         data = np.concatenate([self._carry, stream]) if len(self._carry) else stream
+        data_words = np.concatenate([self._carry_words, words]) if len(self._carry_words) else words
         n = len(data) // body
         if n:
             rows = np.empty((n, self.seq_length), dtype=TOKEN_DTYPE)
             rows[:, 0] = BOS_ID
             rows[:, 1:] = data[: n * body].reshape(n, body)
+            self._row_words.append(data_words[: n * body].reshape(n, body).sum(axis=1))
             self._queue(rows)
         self._carry = data[n * body :].copy()
+        self._carry_words = data_words[n * body :].copy()
 
     def close(self) -> None:
         if len(self._carry):
@@ -362,11 +379,16 @@ class _ShardWriter:
             row[0, 0] = BOS_ID
             row[0, 1 : 1 + len(self._carry)] = self._carry
             self.pad_tokens += self.seq_length - 1 - len(self._carry)
+            self._row_words.append(np.array([self._carry_words.sum()], dtype=np.int64))
             self._carry = self._carry[:0]
+            self._carry_words = self._carry_words[:0]
             self._queue(row)
         self._flush(final=True)
         self._writer.close()
         self._sink.close()
+        row_words = np.concatenate(self._row_words) if self._row_words else np.empty(0, dtype=np.int64)
+        np.save(self.words_path, row_words.astype(np.int64))
+        self.words = int(row_words.sum())
 
     def abort(self) -> None:
         for closer in (self._writer.close, self._sink.close):
@@ -412,6 +434,7 @@ class _SplitEncoder:
         self.counts = np.zeros(vocab_size, dtype=np.int64) if vocab_size else None
         self._lines: List[str] = []  # pending lines, encoded together on flush
         self._starts: List[bool] = []  # does the pending line start a document?
+        self._line_words: List[int] = []  # words of each pending line
         self._chars = 0
         self._started = False  # has the split's first document been emitted?
         self.documents = 0
@@ -422,6 +445,7 @@ class _SplitEncoder:
     def add(self, starts_document: bool, line: str, words: int) -> None:
         self._lines.append(line)
         self._starts.append(starts_document)
+        self._line_words.append(words)
         self._chars += len(line)
         self.documents += starts_document
         self.words += words
@@ -434,22 +458,32 @@ class _SplitEncoder:
         encode = getattr(self.tok, "encode_batch_fast", self.tok.encode_batch)  # _fast skips offsets
         encodings = encode(self._lines, add_special_tokens=False)
         pieces: List[List[int]] = []
+        piece_words: List[int] = []
         separators = 0
-        for starts_document, enc in zip(self._starts, encodings):
+        for starts_document, enc, words in zip(self._starts, encodings, self._line_words):
             if starts_document and self._started:
                 pieces.append([EOS_ID])
+                piece_words.append(0)
                 separators += 1
             self._started = True
             pieces.append(enc.ids)
+            piece_words.append(words)
         n = sum(map(len, pieces))
         stream = np.fromiter(itertools.chain.from_iterable(pieces), dtype=TOKEN_DTYPE, count=n)
+        # A line's words are counted at its first token, so they belong to the row that
+        # holds the line's start: per-row counts are integers that sum exactly to the
+        # split's word count, and are exact at line granularity within an epoch.
+        # (A non-blank line always yields at least one token.)
+        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        words_stream = np.zeros(n, dtype=np.int64)
+        words_stream[np.cumsum(lengths) - lengths] = piece_words
         self.eos_tokens += separators
         self.text_tokens += n - separators
         if self.counts is not None:
             # </s> separators are counted here too; special ids are zeroed at the end.
             self.counts += np.bincount(stream, minlength=len(self.counts))[: len(self.counts)]
-        self.writer.add(stream)
-        self._lines, self._starts, self._chars = [], [], 0
+        self.writer.add(stream, words_stream)
+        self._lines, self._starts, self._line_words, self._chars = [], [], [], 0
 
 
 def _frequency_table(counts: np.ndarray) -> pa.Table:
@@ -521,7 +555,10 @@ def _build(
     # must stay plain text, or they would fake document boundaries / masks.
     # (This flag is not saved in tokenizer.json; it is set after saving anyway.)
     tok.encode_special_tokens = True
-    writers = {"train": _ShardWriter(out / TRAIN_FILE, seq_length), "val": _ShardWriter(out / VAL_FILE, seq_length)}
+    writers = {
+        split: _ShardWriter(out / name, seq_length, out / ROW_WORDS_FILES[split])
+        for split, name in (("train", TRAIN_FILE), ("val", VAL_FILE))
+    }
     try:
         encoders = {
             "train": _SplitEncoder(tok, writers["train"], actual_vocab),
@@ -544,7 +581,10 @@ def _build(
     pq.write_table(_frequency_table(encoders["train"].counts), out / FREQUENCIES_FILE, compression="zstd")
 
     files = {}
-    for name in (TOKENIZER_FILE, TRAIN_FILE, VAL_FILE, FREQUENCIES_FILE):
+    for split in SPLITS:
+        if writers[split].words != encoders[split].words:  # an invariant of the packing, checked once
+            raise RuntimeError(f"row word counts of {split} sum to {writers[split].words}, not {encoders[split].words}")
+    for name in (TOKENIZER_FILE, TRAIN_FILE, VAL_FILE, FREQUENCIES_FILE, *ROW_WORDS_FILES.values()):
         _fsync_file(out / name)
         files[name] = {"bytes": (out / name).stat().st_size, "sha256": _sha256_file(out / name)}
 
@@ -701,7 +741,7 @@ def open_prepared(root, *, verify_hashes: bool = False) -> PreparedData:
         version = manifest.get("format_version") if isinstance(manifest, dict) else None
         raise DataError(f"{root / MANIFEST_FILE} has format version {version!r}, expected {FORMAT_VERSION}; {rebuild}")
     files = manifest.get("files")
-    required = (TOKENIZER_FILE, TRAIN_FILE, VAL_FILE, FREQUENCIES_FILE)
+    required = (TOKENIZER_FILE, TRAIN_FILE, VAL_FILE, FREQUENCIES_FILE, *ROW_WORDS_FILES.values())
     if not isinstance(files, dict) or any(name not in files for name in required):
         raise DataError(f"{root / MANIFEST_FILE} does not list all of {', '.join(required)}; {rebuild}")
     for name, info in files.items():
