@@ -7,6 +7,10 @@ Writes, inside the sweep folder:
 
 Ranking: trials that trained their full budget come first (an early-stopped trial's
 number is from fewer steps, so it is not comparable), then by the sweep's metric.
+When a confirmation stage ran (`--confirm`), its configurations come first, in their
+confirmed order (mean over fresh seeds), and the best config is the confirmed winner.
+A multi-objective sweep has no single best: the Pareto front is listed and `--pick`
+chooses the exported point (default: the front's best on the first objective).
 """
 
 from __future__ import annotations
@@ -94,17 +98,76 @@ def leaderboard_csv(rows: list[dict], sweep: dict) -> str:
     return buffer.getvalue()
 
 
-def final_command(best_config_path: str) -> str:
-    return f"python -m trainer.train --config {best_config_path} --out runs/final"
+def final_command(experiment: str) -> str:
+    return f"python sweeps/final.py {experiment}"
 
 
-def export_sweep(experiment: str, result_grid=None, top: int = 5, quiet: bool = False) -> dict:
+def dominates(a: dict, b: dict, objectives: list) -> bool:
+    """a is at least as good as b on every objective and better on one."""
+    better = False
+    for metric, mode in objectives:
+        x, y = a["metrics"].get(metric, math.nan), b["metrics"].get(metric, math.nan)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return False
+        if (x < y) if mode == "max" else (x > y):
+            return False
+        better |= x != y
+    return better
+
+
+def pareto_front(rows: list[dict], objectives: list) -> list[dict]:
+    """Full-budget trials that no other full-budget trial dominates, best first on the first objective."""
+    candidates = [r for r in rows if all(math.isfinite(r["metrics"].get(m, math.nan)) for m, _ in objectives)]
+    front = [r for r in candidates if not any(dominates(other, r, objectives) for other in candidates)]
+    metric, mode = objectives[0]
+    return sorted(front, key=lambda r: (-1 if mode == "max" else 1) * r["metrics"][metric])
+
+
+def pick_from_front(front: list[dict], pick: str | None) -> dict:
+    if pick is None:
+        return front[0]
+    if pick.isdigit():
+        index = int(pick)
+        if not 1 <= index <= len(front):
+            raise ExportError(f"--pick {pick}: the Pareto front has {len(front)} points (pick 1..{len(front)} or a trial id)")
+        return front[index - 1]
+    for row in front:
+        if row["trial_id"] == pick:
+            return row
+    raise ExportError(f"--pick {pick}: no Pareto-optimal trial with that id (front: {', '.join(r['trial_id'] for r in front)})")
+
+
+def apply_confirmation(rows: list[dict], confirmation: dict | None) -> list[dict]:
+    """Confirmed configurations first, in confirmed order; the rest keep the sweep's order."""
+    if not confirmation or not confirmation.get("configs"):
+        return rows
+    order = {entry["trial_id"]: entry["rank"] for entry in confirmation["configs"] if entry["values_per_seed"]}
+    confirmed = sorted((r for r in rows if r["trial_id"] in order), key=lambda r: order[r["trial_id"]])
+    return confirmed + [r for r in rows if r["trial_id"] not in order]
+
+
+def export_sweep(experiment: str, top: int = 5, quiet: bool = False, pick: str | None = None) -> dict:
     """Write best_config.json and leaderboard.csv; print the top trials. Returns the best row."""
+    from sweeps.confirm import load_confirmation
+
     sweep = load_sweep(experiment)
     rows = rank(trial_rows(experiment, sweep), sweep)
     if not rows:
         raise ExportError(f"no trial of {experiment} has reported '{sweep['metric']}' yet")
-    best = rows[0]
+    objectives = sweep.get("objectives") or [[sweep["metric"], sweep["mode"]]]
+    confirmation = load_confirmation(experiment)
+    front = None
+    if len(objectives) > 1:
+        full = [r for r in rows if r["metrics"].get("step", 0) >= sweep["base_config"]["max_steps"]]
+        front = pareto_front(full or rows, objectives)
+        if not front:
+            raise ExportError(f"no trial of {experiment} has reported all of {', '.join(m for m, _ in objectives)}")
+        best = pick_from_front(front, pick)
+    else:
+        if pick is not None:
+            raise ExportError("--pick chooses a point of a multi-objective sweep's Pareto front; this sweep has one metric")
+        rows = apply_confirmation(rows, confirmation)
+        best = rows[0]
     best_path = storage.join(experiment, "best_config.json")
     document = {
         "config": best["config"].as_dict(),
@@ -123,13 +186,27 @@ def export_sweep(experiment: str, result_grid=None, top: int = 5, quiet: bool = 
             "space": sweep["space"],
             "search": sweep["search"],
             "scheduler": sweep["scheduler"],
+            "selected_by": ("pareto_front" if front else "confirmation" if confirmation and confirmation.get("configs")
+                            else "sweep_ranking"),
+            "objectives": objectives,
+            "metrics": {k: v for k, v in best["metrics"].items() if k in METRIC_COLUMNS or k == "pairs_acc_heldout"},
         },
-        "final_command": final_command(best_path),
+        "final_command": final_command(experiment),
     }
+    if confirmation and not front:
+        document["provenance"]["confirmation"] = {
+            "seeds": confirmation["seed_values"],
+            "configs": [{k: e[k] for k in ("trial_id", "rank", "mean", "std", "heldout_mean", "heldout_std")}
+                        for e in confirmation["configs"]],
+            "difference": confirmation["difference"],
+        }
     storage.write_text(best_path, json.dumps(document, indent=2))
     storage.write_text(storage.join(experiment, "leaderboard.csv"), leaderboard_csv(rows, sweep))
     if not quiet:
         print(summary_table(rows[:top], sweep))
+        if front:
+            print(pareto_table(front, objectives))
+            print(f"exported Pareto point: {best['trial_id']} (choose another with --pick N or --pick <trial id>)")
         print(f"best config: {best_path}\nleaderboard: {storage.join(experiment, 'leaderboard.csv')}")
         print(f"final training: {document['final_command']}")
     return best
@@ -147,6 +224,16 @@ def summary_table(rows: list[dict], sweep: dict) -> str:
     return "\n".join(lines)
 
 
+def pareto_table(front: list[dict], objectives: list) -> str:
+    names = [m for m, _ in objectives]
+    lines = [f"Pareto front ({len(front)} trials) over " + ", ".join(f"{m} ({d})" for m, d in objectives) + ":"]
+    for position, row in enumerate(front, start=1):
+        shown = "  ".join(f"{m}={row['metrics'][m]:.4f}" for m in names)
+        values = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(row["values"].items()))
+        lines.append(f"  {position}. {row['trial_id']}  {shown}  [{values}]")
+    return "\n".join(lines)
+
+
 def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -157,9 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python sweeps/export.py", description=__doc__.split("\n")[0])
     parser.add_argument("experiment", help="<storage>/<name> of a sweep")
     parser.add_argument("--top", type=int, default=5, help="trials to print")
+    parser.add_argument("--pick", help="multi-objective sweeps: the Pareto point to export (its number in the printed "
+                        "front, or a trial id; default 1, the best on the first metric)")
     args = parser.parse_args(argv)
     try:
-        export_sweep(storage.normalise(args.experiment), top=args.top)
+        export_sweep(storage.normalise(args.experiment), top=args.top, pick=args.pick)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -31,7 +31,7 @@ from sweeps import storage
 from sweeps.trial import GRID_KEY, run_trial
 from trainer.budget import parse_word_count, resolve_max_steps
 from trainer.config import ConfigError, TrainConfig
-from trainer.train import INPUT_ERRORS, connect_ray, parse_overrides
+from trainer.train import INPUT_ERRORS, ClusterError, check_reachable, connect_ray, parse_overrides
 
 SWEEP_FILE = "sweep.json"
 SEARCHES = ("tpe", "random", "grid", "cmaes")
@@ -87,8 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a base config field")
     p.add_argument("--corpus", help="BabyLM-style corpus folder (default: built-in corpus)")
     p.add_argument("--pairs", help="BLiMP-style JSONL folder (default: built-in pairs with the built-in corpus)")
-    p.add_argument("--metric", help="metric to optimise (default: pairs_acc when pairs exist, else val_nelbo)")
+    p.add_argument("--metric", help="metric to optimise (default: pairs_acc when pairs exist, else val_nelbo); "
+                   "several as name:mode pairs, e.g. pairs_acc:max,val_nelbo:min, run a multi-objective search")
     p.add_argument("--mode", choices=["min", "max"], help="default: max for accuracies, min otherwise")
+    p.add_argument("--confirm", type=int, default=0, metavar="K",
+                   help="after the sweep, rerun the top K configurations at the full budget with fresh seeds")
+    p.add_argument("--seeds", type=int, default=3, help="fresh seeds per configuration for --confirm")
     p.add_argument("--seed", type=int, default=0, help="sampler seed (and the base config's seed)")
     p.add_argument("--workers-per-trial", type=int, default=1)
     p.add_argument("--cpus-per-worker", type=float, default=1.0)
@@ -99,12 +103,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="sweep name (default: <space>-<timestamp>)")
     p.add_argument("--resume", action="store_true", help="continue the sweep <storage>/<name> (default name: the latest)")
     p.add_argument("--export", action="store_true", help="only export best_config.json from an existing sweep")
+    p.add_argument("--pick", help="with --export on a multi-objective sweep: the Pareto point to export (number or trial id)")
     p.add_argument("--wandb-mode", choices=["online", "offline", "disabled"], default=None,
                    help="W&B logging (default: online when logged in, else offline)")
     p.add_argument("--wandb-project", default="mdlm-sweeps")
     p.add_argument("--cache-dir", help="data cache shared by all trials")
     p.add_argument("--dry-run", action="store_true", help="validate everything, print the plan, start nothing")
+    p.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, set inside `ray job submit`; "
+                   "else a local Ray on 127.0.0.1)")
+    p.add_argument("--autoscaling", action="store_true",
+                   help="the cluster adds nodes on demand: do not refuse trials needing resources it lacks now")
     return p
+
+
+def resolve_objectives(args, has_pairs: bool) -> list[tuple[str, str]]:
+    """[(metric, mode), ...]: one entry, or several for a multi-objective search."""
+    if args.metric and ("," in args.metric or ":" in args.metric):
+        objectives = []
+        for part in args.metric.split(","):
+            name, _, mode = part.strip().partition(":")
+            if mode not in ("min", "max"):
+                raise SweepError(f"--metric {part.strip()!r}: write name:max or name:min (e.g. pairs_acc:max,val_nelbo:min)")
+            objectives.append(resolve_metric(argparse.Namespace(metric=name, mode=mode), has_pairs))
+        if len({name for name, _ in objectives}) != len(objectives):
+            raise SweepError(f"--metric {args.metric!r} names a metric twice")
+        return objectives
+    return [resolve_metric(args, has_pairs)]
 
 
 def resolve_metric(args, has_pairs: bool) -> tuple[str, str]:
@@ -158,27 +182,35 @@ def validate_args(args) -> None:
         ("--workers-per-trial", args.workers_per_trial, 1),
         ("--evals-per-trial", args.evals_per_trial, 1),
         ("--max-concurrent", args.max_concurrent, 0),
+        ("--confirm", args.confirm, 0),
+        ("--seeds", args.seeds, 2 if args.confirm else 1),
     ):
         if value < minimum:
             raise SweepError(f"{flag} must be at least {minimum}, got {value}")
     if args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
         raise SweepError("--cpus-per-worker must be > 0 and --gpus-per-worker >= 0")
+    if args.confirm == 1:
+        raise SweepError("--confirm needs at least 2 configurations to compare (the winner and the runner-up)")
     if args.runner == "inline" and (args.workers_per_trial > 1):
         raise SweepError("--runner inline runs one worker per trial; use --runner train for --workers-per-trial > 1")
 
 
-def plan_text(args, space: SearchSpace, config: TrainConfig, metric: str, mode: str, runner: str, experiment: str) -> str:
+def plan_text(args, space: SearchSpace, config: TrainConfig, objectives: list, runner: str, experiment: str) -> str:
     trials = space.grid_size(args.search_optional) if args.search == "grid" else args.num_samples
+    goal = ", ".join(f"{m} ({d})" for m, d in objectives)
     per_trial_cpu = args.workers_per_trial * args.cpus_per_worker + (0.01 if runner == "train" else 0.0)
     lines = [
         f"sweep {experiment}",
         space.describe(),
         f"search {args.search}, scheduler {args.scheduler} on 'step', {trials} trials of {config.max_steps} steps "
-        f"(evaluated every {config.eval_every}), optimising {metric} ({mode})",
+        f"(evaluated every {config.eval_every}), optimising {goal}"
+        + (" (multi-objective: Pareto front, no early stopping)" if len(objectives) > 1 else ""),
         f"each trial: preset {config.preset}, runner {runner}, {args.workers_per_trial} worker(s) x "
         f"{args.cpus_per_worker:g} CPU + {args.gpus_per_worker:g} GPU ({per_trial_cpu:g} CPU per trial)",
         f"data: {config.corpus or 'built-in corpus'}; pairs: {config.pairs or ('built-in pairs' if config.corpus is None else 'none')}",
     ]
+    if args.confirm:
+        lines.append(f"then: confirm the top {args.confirm} configurations with {args.seeds} fresh seeds each at the full budget")
     return "\n".join(lines)
 
 
@@ -203,7 +235,7 @@ def latest_sweep(root: str) -> str | None:
     return max(sweeps, key=lambda p: (p / SWEEP_FILE).stat().st_mtime).name if sweeps else None
 
 
-def build_search(args, space: SearchSpace, metric: str, mode: str):
+def build_search(args, space: SearchSpace, metric, mode):
     """(search algorithm or None, param_space) for the Tuner."""
     from ray import tune
 
@@ -220,6 +252,8 @@ def build_search(args, space: SearchSpace, metric: str, mode: str):
     elif args.search == "random":
         sampler = optuna.samplers.RandomSampler(seed=seed)
     else:
+        if isinstance(metric, list):
+            raise SweepError("--search cmaes is single-objective; use tpe or random for several metrics")
         sampler = optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     searcher = OptunaSearch(
         space=partial(suggest_values, space=space, include_optional=args.search_optional),
@@ -302,12 +336,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         validate_args(args)
+        if args.address:
+            os.environ["RAY_ADDRESS"] = args.address
+        if os.environ.get("RAY_ADDRESS") and not args.dry_run:
+            check_reachable(os.environ["RAY_ADDRESS"])  # seconds, not Ray's minute of retries
         root, name = experiment_location(args)
         experiment = storage.join(root, name)
         if args.export:
-            from sweeps.export import export_sweep
+            from sweeps.export import ExportError, export_sweep
 
-            export_sweep(experiment)
+            try:
+                export_sweep(experiment, pick=args.pick)
+            except ExportError as exc:
+                raise SweepError(str(exc)) from None
             return 0
         if args.resume:
             if not storage.exists(storage.join(experiment, SWEEP_FILE)):
@@ -325,7 +366,12 @@ def main(argv: list[str] | None = None) -> int:
 
             apply_values(config, space.fixed)
             has_pairs = config.pairs is not None or config.corpus is None
-            metric, mode = resolve_metric(args, has_pairs)
+            objectives = resolve_objectives(args, has_pairs)
+            metric, mode = objectives[0]
+            if len(objectives) > 1:
+                if args.search == "cmaes":
+                    raise SweepError("--search cmaes is single-objective; use tpe or random for several metrics")
+                args.scheduler = "none"  # early stopping on one metric would bias a Pareto search
             if not args.dry_run:
                 storage.check_writable(root)
     except (SweepError, SpaceError, *INPUT_ERRORS) as exc:
@@ -336,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     if not args.resume:
-        print(plan_text(args, space, config, metric, mode, runner, experiment), flush=True)
+        print(plan_text(args, space, config, objectives, runner, experiment), flush=True)
     if args.dry_run:
         return 0
 
@@ -373,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             "num_samples": args.num_samples,
             "metric": metric,
             "mode": mode,
+            "objectives": [list(o) for o in objectives],
             "seed": args.seed,
             "base_config": config.as_dict(),
             "data_root": data_root,
@@ -391,24 +438,68 @@ def main(argv: list[str] | None = None) -> int:
             "code_version": code_version(),
             "command": " ".join([Path(sys.argv[0]).name if sys.argv else "run.py", *(argv if argv is not None else sys.argv[1:])]),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "max_trial_failures": 1,  # a trial whose worker/node died is retried once, from its checkpoint
+            "max_worker_failures": 2,  # Ray Train restarts a dead worker group this often within a trial
         }
-        storage.write_text(storage.join(experiment, SWEEP_FILE), json.dumps(sweep, indent=2))
 
     wandb_mode = sweep["wandb_mode"] if args.wandb_mode is None else args.wandb_mode
     if wandb_mode in ("offline", "disabled"):
         os.environ["WANDB_MODE"] = wandb_mode  # Ray's W&B callback reads the mode from the environment
     started = connect_ray(include_dashboard=True)
     try:
-        result_grid = fit(sweep, args, wandb_mode)
+        try:
+            check_cluster_resources(sweep, args.autoscaling)
+        except ClusterError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if not args.resume:  # the experiment folder is only created once everything checked out
+            storage.write_text(storage.join(experiment, SWEEP_FILE), json.dumps(sweep, indent=2))
+        fit(sweep, args, wandb_mode)
+        from sweeps.export import export_sweep
+
+        export_sweep(experiment)
+        if args.confirm:
+            from sweeps.confirm import run_confirmation
+
+            run_confirmation(experiment, args.confirm, args.seeds, max_concurrent=args.max_concurrent)
+            export_sweep(experiment)  # the best config now comes from the confirmed ranking
     finally:
         if started:
             import ray
 
             ray.shutdown()
-    from sweeps.export import export_sweep
-
-    export_sweep(experiment, result_grid=result_grid)
+    write_report_safely(experiment)
     return 0
+
+
+def check_cluster_resources(sweep: dict, autoscaling: bool) -> None:
+    """Refuse a sweep whose trials could never be placed: Tune would wait for them forever."""
+    import ray
+
+    total = ray.cluster_resources()
+    workers = sweep["workers_per_trial"]
+    gpus_needed = sweep["gpus_per_worker"] * workers
+    cpus_needed = sweep["cpus_per_worker"] * workers if sweep["runner"] == "inline" else sweep["worker_cpus"] * workers
+    hint = " (an autoscaling cluster that adds such nodes on demand: pass --autoscaling)"
+    if autoscaling:
+        return
+    if gpus_needed and total.get("GPU", 0) < gpus_needed:
+        raise ClusterError(f"each trial needs {gpus_needed:g} GPU(s) ({workers} worker(s) x --gpus-per-worker "
+                           f"{sweep['gpus_per_worker']:g}) but the cluster has {total.get('GPU', 0):g}{hint}")
+    if total.get("CPU", 0) < cpus_needed:
+        raise ClusterError(f"each trial needs {cpus_needed:g} CPU(s) but the cluster has {total.get('CPU', 0):g}{hint}")
+
+
+def write_report_safely(experiment: str) -> None:
+    """The report is a reading aid: a plotting failure must not fail a finished sweep."""
+    try:
+        from sweeps.report import write_report
+
+        path = write_report(experiment)
+        print(f"report: {path}")
+    except Exception as exc:  # noqa: BLE001 - reported, and the sweep's results stand
+        print(f"warning: could not write the report ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+              f"retry with: python sweeps/report.py {experiment}", file=sys.stderr)
 
 
 def fit(sweep: dict, args, wandb_mode: str):
@@ -424,14 +515,20 @@ def fit(sweep: dict, args, wandb_mode: str):
     config = TrainConfig.parse(sweep["base_config"])
     space = load_space(sweep["space_file"])
     args.search_optional = sweep["search_optional"]
-    searcher, param_space = build_search(args, space, sweep["metric"], sweep["mode"])
+    objectives = sweep.get("objectives") or [[sweep["metric"], sweep["mode"]]]
+    multi = len(objectives) > 1
+    if multi:
+        searcher, param_space = build_search(args, space, [m for m, _ in objectives], [d for _, d in objectives])
+    else:
+        searcher, param_space = build_search(args, space, sweep["metric"], sweep["mode"])
     num_samples = 1 if args.search == "grid" else args.num_samples
     tuner = tune.Tuner(
         trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric=sweep["metric"],
-            mode=sweep["mode"],
+            # A multi-objective searcher carries its metrics itself; Tune's single metric stays unset.
+            metric=None if multi else sweep["metric"],
+            mode=None if multi else sweep["mode"],
             search_alg=searcher,
             scheduler=build_scheduler(args.scheduler, config),
             num_samples=num_samples,

@@ -58,6 +58,16 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot continue this run; one line."""
+
+
+# What a resumed run must share with the run that wrote the checkpoint: the weights'
+# shapes, the optimizer state's meaning, and the data position's meaning. (Budget,
+# learning rate and evaluation settings may change: extending a run is legitimate.)
+RESUME_MUST_MATCH = ("model", "optimizer", "vocab_size", "seq_length", "batch_size", "corpus", "seed")
+
+
 @dataclass
 class DataPosition:
     """Where the next global batch starts: epoch and offset into that epoch's permutation."""
@@ -169,8 +179,32 @@ def save_checkpoint(path: Path, model, ema_model, optimizer, config: TrainConfig
 def load_checkpoint(path: Path) -> dict:
     file = Path(path) / CHECKPOINT_FILE if Path(path).is_dir() else Path(path)
     if not file.exists():
-        raise FileNotFoundError(f"no checkpoint at {path} (expected {file})")
-    return torch.load(file, map_location="cpu", weights_only=False)
+        raise CheckpointError(f"no checkpoint at {path} (expected {file})")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises several types for damaged files
+        raise CheckpointError(f"checkpoint {file} is unreadable ({type(exc).__name__}); it may be truncated") from None
+    if not isinstance(state, dict) or not {"model", "ema", "optimizer", "step", "config"} <= set(state):
+        raise CheckpointError(f"{file} is not a checkpoint of this trainer")
+    return state
+
+
+def check_resume_compatible(path, config: TrainConfig) -> dict:
+    """Load a checkpoint and refuse it when it was written by an incompatible config."""
+    state = load_checkpoint(Path(path))
+    saved = state["config"]
+    current = config.as_dict()
+    for name in RESUME_MUST_MATCH:
+        if saved.get(name) != current.get(name):
+            if name == "model":
+                diff = [f"{k} {saved['model'].get(k)} vs {v}" for k, v in current["model"].items()
+                        if saved["model"].get(k) != v]
+                detail = ", ".join(diff[:3])
+            else:
+                detail = f"{saved.get(name)!r} vs {current.get(name)!r}"
+            raise CheckpointError(f"checkpoint {path} was written by another config: {name} differs "
+                                  f"(checkpoint vs this run: {detail})")
+    return state
 
 
 def _unwrap(model):
@@ -242,7 +276,7 @@ def train_loop(
     state = LoopState()
 
     if resume_from is not None:
-        checkpoint = load_checkpoint(Path(resume_from))
+        checkpoint = check_resume_compatible(resume_from, config)
         model.load_state_dict(checkpoint["model"])
         ema_model.load_state_dict(checkpoint["ema"])
         optimizer.load_state_dict(checkpoint["optimizer"])

@@ -23,9 +23,32 @@ from trainer.config import ConfigError, TrainConfig
 from trainer.data.pairs import PairsError
 from trainer.data.prepare import DataError
 from trainer.data.sources import default_cache_dir, resolve_data
+from trainer.loop import CheckpointError, check_resume_compatible
+
+class ClusterError(ValueError):
+    """The Ray cluster cannot run what was asked (unreachable, missing resources); one line."""
+
 
 # Errors that are the user's input, reported as one line without a traceback.
-INPUT_ERRORS = (ConfigError, DataError, PairsError, BudgetError)
+INPUT_ERRORS = (ConfigError, DataError, PairsError, BudgetError, ClusterError, CheckpointError)
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast when a Ray address does not answer (ray.init would retry for a minute)."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    target = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"Ray address {address!r} is not host:port (e.g. 127.0.0.1:6379)")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ClusterError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); "
+                           f"start it with `ray start --head` or fix RAY_ADDRESS/--address") from None
 
 
 def loopback_ray_environment() -> None:
@@ -184,8 +207,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.gpus_per_worker < 0 or args.cpus_per_worker <= 0:
             raise ConfigError("--gpus-per-worker must be >= 0 and --cpus-per-worker > 0")
         config = build_config(args)
-        if args.resume and not Path(args.resume).exists():
-            raise ConfigError(f"--resume: no checkpoint folder at {args.resume}")
+        if args.resume:
+            check_resume_compatible(args.resume, config)
+        distributed = args.workers > 1 or args.gpus_per_worker > 0
+        if distributed and os.environ.get("RAY_ADDRESS"):
+            check_reachable(os.environ["RAY_ADDRESS"])
         run_data = resolve_data(config, args.cache_dir, show_progress=not args.no_progress)
         total_steps = resolve_max_steps(config, run_data.prepared.row_words())  # refuses over-long budgets
     except INPUT_ERRORS as exc:
@@ -229,6 +255,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         started = connect_ray()
         try:
+            import ray
+
+            total = ray.cluster_resources()
+            for kind, need in (("CPU", args.cpus_per_worker * args.workers), ("GPU", args.gpus_per_worker * args.workers)):
+                if need and total.get(kind, 0) < need:
+                    print(f"error: {args.workers} worker(s) need {need:g} {kind}(s) but the Ray cluster has "
+                          f"{total.get(kind, 0):g}", file=sys.stderr)
+                    return 2
             trainer = build_torch_trainer(
                 loop_config,
                 workers=args.workers,

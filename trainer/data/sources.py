@@ -56,4 +56,10 @@ def resolve_data(config, cache_dir: str | Path | None = None, show_progress: boo
         seq_length=config.seq_length,
         show_progress=show_progress,
     )
+    # A cache folder can be damaged after it was built (disk errors, a partial copy between
+    # machines). Sizes are checked on every open; the full hash check (about a second per
+    # GB) runs here once per run or sweep, before any trial reads the shards.
+    from trainer.data.prepare import open_prepared
+
+    prepared = open_prepared(prepared.root, verify_hashes=True)
     return RunData(prepared, corpus_dir, pairs_dir)
