@@ -25,6 +25,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from trainer.cli import ArgumentParser
 from sweeps import storage
 from sweeps.trial import GRID_KEY, trial_config
 
@@ -241,7 +242,7 @@ def _fmt(value) -> str:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python sweeps/export.py", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python sweeps/export.py", description=__doc__.split("\n")[0])
     parser.add_argument("experiment", help="<storage>/<name> of a sweep")
     parser.add_argument("--top", type=int, default=5, help="trials to print")
     parser.add_argument("--pick", help="multi-objective sweeps: the Pareto point to export (its number in the printed "

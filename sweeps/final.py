@@ -24,6 +24,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from trainer.cli import ArgumentParser
 from sweeps import storage
 from sweeps.run import code_version
 
@@ -33,7 +34,7 @@ class FinalError(ValueError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python sweeps/final.py", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python sweeps/final.py", description=__doc__.split("\n")[0])
     p.add_argument("experiment", help="<storage>/<name> of a sweep (holding best_config.json)")
     p.add_argument("--out", help="output folder (default: runs/final/<sweep name>)")
     p.add_argument("--max-steps", type=int, help="budget in optimizer steps (default: the config's)")

@@ -27,6 +27,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from search_spaces import SpaceError, SearchSpace, builtin_names, list_spaces, load_space, suggest_values
+from trainer.cli import ArgumentParser
 from sweeps import storage
 from sweeps.trial import GRID_KEY, run_trial
 from trainer.budget import parse_word_count, resolve_max_steps
@@ -71,7 +72,7 @@ def default_wandb_mode() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python sweeps/run.py", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python sweeps/run.py", description=__doc__.split("\n")[0])
     p.add_argument("--space", default="bimodal_p", help=f"built-in space ({', '.join(builtin_names())}) or a .yaml/.json file")
     p.add_argument("--list-spaces", action="store_true", help="describe the built-in search spaces and exit")
     p.add_argument("--search-optional", action="store_true", help="also search the space's optional parameters")

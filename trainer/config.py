@@ -214,9 +214,9 @@ def describe_validation_error(exc: ValidationError) -> str:
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
         return f"unknown config field '{field}'"
-    bounds = []
+    bounds = _declared_bounds(err.get("loc", ())) if any(k in ctx for k in ("ge", "gt", "le", "lt")) else []
     for key, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
-        if key in ctx:
+        if key in ctx and not bounds:
             bounds.append(f"{sym} {ctx[key]}")
     if bounds:
         return f"config field '{field}' = {err.get('input')!r} is out of range: must be {' and '.join(bounds)}"
@@ -226,3 +226,26 @@ def describe_validation_error(exc: ValidationError) -> str:
     if field == "config" or kind == "value_error":
         return f"invalid config: {msg}"
     return f"config field '{field}': {msg} (got {err.get('input')!r})"
+
+
+def _declared_bounds(loc: tuple) -> list[str]:
+    """Every bound declared on a field (pydantic reports only the one that was broken),
+    so the message states the whole allowed range."""
+    model: Any = TrainConfig
+    field = None
+    for part in loc:
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:
+            return []
+        field = fields[part]
+        model = ModelConfig if part == "model" else None
+    if field is None:
+        return []
+    symbols = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    bounds = []
+    for constraint in field.metadata:
+        for key, sym in symbols.items():
+            value = getattr(constraint, key, None)
+            if value is not None:
+                bounds.append(f"{sym} {value}")
+    return bounds

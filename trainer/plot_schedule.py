@@ -15,6 +15,7 @@ import sys
 
 import torch
 
+from trainer.cli import ArgumentParser
 from trainer.config import SCHEDULES, ConfigError, TrainConfig
 from trainer.schedules import ScheduleParams, loss_weight, mask_rate_and_derivative
 
@@ -78,7 +79,7 @@ def plot(params: ScheduleParams, out: str, nodes: int = 200_000) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainer.plot_schedule", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m trainer.plot_schedule", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="take the schedule fields from a config JSON")
     parser.add_argument("--schedule", choices=SCHEDULES)
     parser.add_argument("--derivative-power", type=float)

@@ -18,6 +18,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
+from trainer.cli import ArgumentParser
 from trainer.budget import BudgetError, parse_checkpoint_words, parse_word_count, resolve_max_steps
 from trainer.config import ConfigError, TrainConfig
 from trainer.data.pairs import PairsError
@@ -179,7 +180,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainer.train", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m trainer.train", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="a TrainConfig JSON (or an exported best_config.json)")
     parser.add_argument("--preset", choices=["tiny", "small", "base"], help="model size (resets the architecture)")
     parser.add_argument("--corpus", help="folder of *.train/*.dev or *.txt files (default: built-in corpus)")

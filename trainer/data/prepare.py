@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 import tokenizers
 from tqdm import tqdm
 
+from trainer.cli import ArgumentParser
 from .tokenizer import (
     BOS_ID,
     EOS_ID,
@@ -777,7 +778,7 @@ def _summary(data: PreparedData, seconds: float) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m trainer.data.prepare",
         description="Train a BPE tokenizer and write packed Arrow token shards for a corpus.",
     )
