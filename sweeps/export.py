@@ -54,14 +54,16 @@ def trial_rows(experiment: str, sweep: dict) -> list[dict]:
     rows = []
     for trial in analysis.trials:
         last = trial.last_result or {}
-        if sweep["metric"] not in last:
+        diverged = bool(last.get("diverged"))
+        if sweep["metric"] not in last and not diverged:
             continue
         values = dict(trial.config)
         values.update(values.pop(GRID_KEY, None) or {})
         rows.append(
             {
                 "trial_id": trial.trial_id,
-                "status": trial.status,
+                "status": "DIVERGED" if diverged else trial.status,
+                "reason": last.get("diverged_reason", ""),
                 "values": values,
                 "config": trial_config(trial.config, sweep["base_config"]),
                 "metrics": {k: v for k, v in last.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
@@ -86,7 +88,7 @@ def rank(rows: list[dict], sweep: dict) -> list[dict]:
 def leaderboard_csv(rows: list[dict], sweep: dict) -> str:
     params = sorted({name for row in rows for name in row["values"]})
     extra = sorted({k for row in rows for k in row["metrics"] if k.startswith("pairs_acc/")})
-    header = ["rank", "trial_id", "status", *params, *METRIC_COLUMNS, *extra]
+    header = ["rank", "trial_id", "status", *params, *METRIC_COLUMNS, *extra, "reason"]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
@@ -94,7 +96,7 @@ def leaderboard_csv(rows: list[dict], sweep: dict) -> str:
         metrics = row["metrics"]
         writer.writerow(
             [position, row["trial_id"], row["status"], *(row["values"].get(p, "") for p in params),
-             *(metrics.get(m, "") for m in METRIC_COLUMNS), *(metrics.get(m, "") for m in extra)]
+             *(metrics.get(m, "") for m in METRIC_COLUMNS), *(metrics.get(m, "") for m in extra), row.get("reason", "")]
         )
     return buffer.getvalue()
 

@@ -29,8 +29,11 @@ def trial_config(trial_values: dict, base_config: dict) -> TrainConfig:
 
 def run_trial(trial_values: dict, *, sweep: dict) -> None:
     """Tune trainable (wrapped with `tune.with_parameters(run_trial, sweep=...)`)."""
+    import ray
     import torch
     from ray import tune
+
+    from trainer.loop import TrainingDiverged
 
     config = trial_config(trial_values, sweep["base_config"])
     context = tune.get_context()
@@ -50,20 +53,27 @@ def run_trial(trial_values: dict, *, sweep: dict) -> None:
         checkpoint = tune.get_checkpoint()
         resume_context = checkpoint.as_directory() if checkpoint else nullcontext(None)
 
+        node_id = ray.get_runtime_context().get_node_id()  # where the trial ran (multi-node checks)
+
         def report(metrics: dict, checkpoint_dir) -> None:
             ray_checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
-            tune.report(metrics, checkpoint=ray_checkpoint)
+            tune.report({**metrics, "node_id": node_id}, checkpoint=ray_checkpoint)
 
         with resume_context as resume_from:
-            train_loop(
-                config,
-                sweep["data_root"],
-                loop_config["out_dir"],
-                pairs_dir=sweep["pairs_dir"],
-                resume_from=resume_from,
-                report=report,
-                show_progress=False,
-            )
+            try:
+                train_loop(
+                    config,
+                    sweep["data_root"],
+                    loop_config["out_dir"],
+                    pairs_dir=sweep["pairs_dir"],
+                    resume_from=resume_from,
+                    report=report,
+                    show_progress=False,
+                )
+            except TrainingDiverged as exc:
+                # A finished trial with a reason and no score: not retried (it would diverge
+                # again), and the searcher records it as pruned.
+                report(exc.as_metrics(), None)
         return
 
     from ray.tune.integration.ray_train import TuneReportCallback

@@ -57,6 +57,15 @@ CHECKPOINT_FILE = "state.pt"
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
+    def __init__(self, message: str, step: int = 0):
+        super().__init__(message)
+        self.step = step
+
+    def as_metrics(self) -> dict:
+        """What a sweep reports for a diverged run: the reason and no score (so a search
+        algorithm counts the trial as pruned, never as a good value)."""
+        return {"step": self.step, "diverged": 1, "diverged_reason": str(self)}
+
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot continue this run; one line."""
@@ -151,7 +160,8 @@ def update_ema(ema_model: torch.nn.Module, model: torch.nn.Module, decay: float)
         ema_param.lerp_(param.detach(), 1.0 - decay)
 
 
-def save_checkpoint(path: Path, model, ema_model, optimizer, config: TrainConfig, state: LoopState) -> Path:
+def save_checkpoint(path: Path, model, ema_model, optimizer, config: TrainConfig, state: LoopState,
+                    data: dict | None = None) -> Path:
     """Write a checkpoint folder atomically (temp folder, then rename)."""
     path = Path(path)
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
@@ -166,6 +176,9 @@ def save_checkpoint(path: Path, model, ema_model, optimizer, config: TrainConfig
             "position": {"epoch": state.position.epoch, "offset": state.position.offset},
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()},
             "config": config.as_dict(),
+            # Where the tokens came from, so a checkpoint copied away from its run can still
+            # be exported with its own tokenizer (and its data checked by hash).
+            **(data or {}),
         },
         tmp / CHECKPOINT_FILE,
     )
@@ -346,7 +359,8 @@ def train_loop(
         checkpoint_dir = None
         if rank == 0 and (state.step % config.checkpoint_every == 0 or state.step >= last_step):
             checkpoint_dir = save_checkpoint(
-                out_dir / "checkpoints" / f"step_{state.step:08d}", model, ema_model, optimizer, config, state
+                out_dir / "checkpoints" / f"step_{state.step:08d}", model, ema_model, optimizer, config, state,
+                data={"data_root": str(data.root), "data_hash": data.content_hash},
             )
             _prune_checkpoints(out_dir / "checkpoints", keep=2)
             metrics["checkpoint"] = str(checkpoint_dir)
@@ -444,9 +458,14 @@ def train_loop(
             or state.step % config.checkpoint_every == 0
             or state.step >= last_step
         ):
+            if world > 1:
+                # The mean over ranks: every rank then takes the same decision below (a rank
+                # stopping alone would leave the others waiting in a collective forever).
+                dist.all_reduce(window_loss)
+                window_loss /= world
             train_loss = float(window_loss) / window_steps
             if not math.isfinite(train_loss):
-                raise TrainingDiverged(f"training loss became {train_loss} at step {state.step}")
+                raise TrainingDiverged(f"training loss became {train_loss} at step {state.step}", step=state.step)
             extra = {
                 "step": state.step,
                 "tokens": state.step * tokens_per_step,

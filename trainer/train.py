@@ -102,17 +102,24 @@ def ray_train_worker(loop_config: dict) -> None:
         ray_checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
         ray.train.report(metrics, checkpoint=ray_checkpoint)
 
+    from trainer.loop import TrainingDiverged
+
     with resume_context as resume_from:
-        train_loop(
-            config,
-            loop_config["data_root"],
-            loop_config["out_dir"],
-            pairs_dir=loop_config.get("pairs_dir"),
-            resume_from=resume_from,
-            report=report,
-            device=ray.train.torch.get_device(),
-            show_progress=False,
-        )
+        try:
+            train_loop(
+                config,
+                loop_config["data_root"],
+                loop_config["out_dir"],
+                pairs_dir=loop_config.get("pairs_dir"),
+                resume_from=resume_from,
+                report=report,
+                device=ray.train.torch.get_device(),
+                show_progress=False,
+            )
+        except TrainingDiverged as exc:
+            # Every rank sees the same (all-reduced) loss, so all of them stop here; a
+            # restart would only diverge again, so this ends the run with its reason.
+            report(exc.as_metrics(), None)
 
 
 def build_torch_trainer(
@@ -245,14 +252,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
 
-        metrics = train_loop(
-            config,
-            run_data.data_root,
-            out_dir,
-            pairs_dir=run_data.pairs_dir,
-            resume_from=args.resume,
-            show_progress=not args.no_progress,
-        )
+        from trainer.loop import TrainingDiverged
+
+        try:
+            metrics = train_loop(
+                config,
+                run_data.data_root,
+                out_dir,
+                pairs_dir=run_data.pairs_dir,
+                resume_from=args.resume,
+                show_progress=not args.no_progress,
+            )
+        except TrainingDiverged as exc:
+            print(f"error: training diverged: {exc}; lower lr or enable grad_clip", file=sys.stderr)
+            return 1
     else:
         started = connect_ray()
         try:

@@ -1,0 +1,358 @@
+"""The sweep report: every figure's numbers are the trial results, the page is self-contained
+and renders in a browser.
+
+Fast tests render synthetic results (no Ray) to reach every section: importance, schedule
+colouring, held-out pairs, confirmation, Pareto front. The slow tests run one real small sweep
+and compare the plotted numbers with Tune's result.json files, read here independently."""
+
+import base64
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sweeps import report  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+UIDS = ["anaphor_number_agreement", "determiner_noun_agreement", "subject_verb_agreement_simple"]
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def axes_of(data: dict, figure: str) -> list[dict]:
+    return data["figures"][figure]["axes"]
+
+
+def check_page(folder: Path) -> tuple[str, dict]:
+    """index.html references every PNG, each PNG is valid, the inlined copies are those files."""
+    import matplotlib.image
+
+    page = (folder / "index.html").read_text()
+    data = json.loads((folder / "data.json").read_text())
+    pngs = sorted(p.name for p in folder.glob("*.png"))
+    assert pngs and pngs == sorted(f["file"] for f in data["figures"].values())
+    for name in pngs:
+        raw = (folder / name).read_bytes()
+        assert raw.startswith(PNG_MAGIC) and len(raw) > 1000, name
+        assert matplotlib.image.imread(folder / name).shape[0] > 100
+        assert f'href="{name}"' in page
+        assert base64.b64encode(raw).decode() in page  # works as a single file too
+    # Self-contained: no scripts, no stylesheets or images from elsewhere.
+    assert "<script" not in page and not re.search(r'(src|href)="(https?:)?//', page)
+    return page, data
+
+
+def is_dominated(a, b, signs) -> bool:
+    """b dominates a (signs: +1 maximise, -1 minimise)."""
+    better_or_equal = all(s * y >= s * x for x, y, s in zip(a, b, signs))
+    return better_or_equal and any(s * y > s * x for x, y, s in zip(a, b, signs))
+
+
+# --- fast: synthetic results through every section ------------------------------------------
+
+
+def synthetic(n: int = 10, seed: int = 0) -> tuple[dict, list[dict]]:
+    """A `full`-like space (categorical, conditional, log, bool, int) with held-out pairs."""
+    rng = np.random.default_rng(seed)
+    sweep = {
+        "name": "synthetic", "space": "full", "search": "tpe", "scheduler": "asha", "search_optional": False,
+        "metric": "pairs_acc", "mode": "max", "objectives": [["pairs_acc", "max"], ["val_nelbo", "min"]],
+        "space_definition": {
+            "description": "test space", "fixed": {},
+            "search": {
+                "schedule": "one of linear, cosine, gaussian, bimodal_gaussian",
+                "derivative_power": "float [0, 1]",
+                "gaussian_mean": "float [0.1, 0.5] when schedule = gaussian",
+                "bimodal_right_rate": "float [0.5, 4] log",
+                "frequency_curriculum": "bool",
+                "model.num_layers": "int [1, 4]",
+            },
+        },
+        "base_config": {"max_steps": 30, "preset": "tiny", "schedule": "cosine"},
+        "data_hash": "abc123", "code_version": "deadbeef", "created": "2026-01-01T00:00:00", "command": "run.py",
+    }
+    schedules = ["linear", "cosine", "gaussian", "bimodal_gaussian"]
+    rows = []
+    for i in range(n):
+        values = {"schedule": schedules[i % 4], "derivative_power": float(rng.uniform(0, 1)),
+                  "bimodal_right_rate": float(np.exp(rng.uniform(np.log(0.5), np.log(4)))),
+                  "frequency_curriculum": bool(i % 2), "model.num_layers": int(rng.integers(1, 5))}
+        if values["schedule"] == "gaussian":
+            values["gaussian_mean"] = float(rng.uniform(0.1, 0.5))
+        steps = [10, 20] if i == 3 else [10, 20, 30]  # trial 3 early-stopped
+        history = []
+        for step in steps:
+            metrics = {"step": step, "val_nelbo": float(5 - step / 10 + rng.normal()), "pairs_acc": float(rng.uniform(0.4, 0.9)),
+                       "pairs_acc_heldout": float(rng.uniform(0.4, 0.9))}
+            metrics.update({f"pairs_acc/{u}": float(rng.uniform(0, 1)) for u in UIDS})
+            metrics.update({f"pairs_acc_heldout/{u}": float(rng.uniform(0, 1)) for u in UIDS})
+            history.append(metrics)
+        status = "TERMINATED"
+        if i == n - 1:
+            status, history = "ERROR", []  # failed before reporting
+        if i == n - 2:
+            status, history = "ERROR", history[:1]  # failed after one report
+        rows.append({"trial_id": f"t{i:02d}", "number": i + 1, "status": status, "values": values,
+                     "metrics": dict(history[-1]) if history else {}, "history": history})
+    return sweep, rows
+
+
+CONFIRMATION = {
+    "metric": "pairs_acc", "mode": "max", "seeds": 3,
+    "configs": [
+        {"rank": 1, "trial_id": "t01", "values": {"derivative_power": 0.1}, "seeds": [0, 1, 2],
+         "values_per_seed": [0.81, 0.83, 0.79], "mean": 0.81, "std": 0.02, "heldout_mean": 0.78, "heldout_std": 0.03},
+        {"rank": 2, "trial_id": "t02", "values": {"derivative_power": 0.5}, "seeds": [0, 1, 2],
+         "values_per_seed": [0.75, 0.77, 0.76], "mean": 0.76, "std": 0.01, "heldout_mean": None, "heldout_std": None},
+        {"rank": 3, "trial_id": "t03", "values": {"derivative_power": 0.9}, "seeds": [],  # every run failed
+         "values_per_seed": [], "mean": math.nan, "std": math.nan, "heldout_mean": None, "heldout_std": None},
+    ],
+    "difference": {"winner": "t01", "runner_up": "t02", "mean": 0.05, "ci_low": 0.02, "ci_high": 0.08, "level": 0.95,
+                   "distinguishable": True, "statement": "t01 beats t02 by 0.05 (95% CI 0.02 to 0.08)."},
+}
+
+
+def test_every_section_from_synthetic_results(tmp_path):
+    sweep, rows = synthetic()
+    index = report.render_report(sweep, rows, tmp_path / "report", experiment="synthetic", confirmation=CONFIRMATION)
+    page, data = check_page(index.parent)
+    for name in ("optimization_history", "param_importances", "slice", "metric_vs_params", "learning_curves",
+                 "paradigms", "confirmation", "pareto_front"):
+        assert name in data["figures"], name
+    finished = [r for r in rows if r["status"] == "TERMINATED"]
+
+    # Optimisation history: each finished trial's metric, in creation order; errored ones are FAIL.
+    assert [t["state"] for t in data["study_trials"]] == ["COMPLETE"] * 8 + ["FAIL"] * 2
+    (history_ax,) = axes_of(data, "optimization_history")
+    points = next(s["points"] for s in history_ax["scatters"] if s["points"])
+    assert [y for _, y in points] == [r["metrics"]["pairs_acc"] for r in finished]
+
+    # Importance of every searched parameter (PED-ANOVA scores conditional ones too).
+    assert set(data["importances"]) == set(sweep["space_definition"]["search"])
+    assert math.isclose(sum(data["importances"].values()), 1.0)
+
+    # Metric vs numeric parameters, one colour (legend entry) per schedule.
+    panels = {ax["xlabel"]: ax for ax in axes_of(data, "metric_vs_params")}
+    assert set(panels) == {"derivative_power", "gaussian_mean", "bimodal_right_rate", "model.num_layers"}
+    for scatter in panels["derivative_power"]["scatters"]:
+        schedule = scatter["label"].removeprefix("schedule = ")
+        expected = [[r["values"]["derivative_power"], r["metrics"]["pairs_acc"]] for r in finished
+                    if r["values"]["schedule"] == schedule]
+        assert scatter["points"] == expected
+    assert len(panels["derivative_power"]["scatters"]) == 4
+
+    # Held-out pairs beside pairs_acc: a second panel per paradigm, a leaderboard column.
+    paradigm_axes = axes_of(data, "paradigms")
+    assert [ax["title"] for ax in paradigm_axes] == ["pairs_acc by paradigm", "pairs_acc_heldout by paradigm"]
+    by_id = {r["trial_id"]: r for r in rows}
+    for ax, family in zip(paradigm_axes, ("pairs_acc", "pairs_acc_heldout")):
+        assert ax["yticklabels"] == UIDS
+        for bar in ax["bars"]:
+            trial = by_id[bar["label"].split()[1]]
+            assert bar["values"] == [trial["metrics"][f"{family}/{u}"] for u in UIDS]
+    leaderboard = page.split('<section id="leaderboard">')[1].split("</section>")[0]
+    assert ">pairs_acc_heldout</th>" in leaderboard
+
+    # Confirmation: bars are the means; the statement is on the page.
+    (conf_ax,) = axes_of(data, "confirmation")
+    assert conf_ax["bars"][0]["values"] == [0.81, 0.76] and conf_ax["bars"][1]["values"] == [0.78]
+    assert CONFIRMATION["difference"]["statement"] in page
+
+    # Pareto front: exactly the non-dominated full-budget trials (t03 stopped early).
+    signs = (1, -1)
+    objective = {r["trial_id"]: (r["metrics"]["pairs_acc"], r["metrics"]["val_nelbo"]) for r in finished
+                 if r["metrics"]["step"] == 30}
+    front = {t for t, v in objective.items() if not any(is_dominated(v, w, signs) for w in objective.values())}
+    assert set(data["pareto_trials"]) == front
+    (pareto_ax,) = axes_of(data, "pareto_front")
+    plotted = sorted(tuple(p) for s in pareto_ax["scatters"] for p in s["points"])
+    assert plotted == sorted(objective.values())
+
+
+def test_report_says_why_importance_is_omitted(tmp_path):
+    sweep, rows = synthetic(n=3)
+    sweep.pop("objectives")
+    rows = rows[:1]
+    index = report.render_report(sweep, rows, tmp_path / "report")
+    page, data = check_page(index.parent)
+    assert "Omitted: needs at least 2 finished trials; this sweep has 1." in page
+    assert "param_importances" not in data["figures"] and "pareto_front" not in data["figures"]
+
+
+def test_distributions_from_recorded_space():
+    """sweep.json records each parameter as Param.describe() text; the study's distributions
+    are rebuilt from it (bounds widened to the sampled values, types kept)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from search_spaces import load_space
+
+    space = load_space("full")
+    sweep = {"space_definition": {"search": {p.name: p.describe() for p in space.params}, "fixed": {}}}
+    rows = [{"values": {"schedule": "gaussian", "derivative_power": 0.3, "gaussian_mean": 0.2, "frequency_weighting": "rank",
+                        "frequency_curriculum": True, "model.time_conditioning": False, "bimodal_right_rate": 1.0}}]
+    dists = report.distributions(sweep, rows)
+    assert dists["schedule"] == CategoricalDistribution(["linear", "cosine", "cosine_squared", "gaussian", "bimodal_gaussian"])
+    assert dists["derivative_power"] == FloatDistribution(0.0, 1.0)
+    assert dists["gaussian_mean"] == FloatDistribution(0.1, 0.5)
+    assert dists["bimodal_right_rate"] == FloatDistribution(0.5, 4.0, log=True)
+    assert dists["frequency_curriculum"] == CategoricalDistribution([False, True])
+    assert report.parse_param("int [1, 8] log (optional)") == {"type": "int", "low": 1.0, "high": 8.0, "log": True, "choices": []}
+    assert isinstance(report.distributions({"space_definition": {"search": {"n": "int [1, 8]"}}}, [{"values": {"n": 3}}])["n"],
+                      IntDistribution)
+
+
+def test_cli_rejects_a_folder_that_is_not_a_sweep(tmp_path):
+    result = subprocess.run([sys.executable, "sweeps/report.py", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error: ") and "not a sweep" in result.stderr
+
+
+# --- slow: a real sweep -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory, cache_dir):
+    store = tmp_path_factory.mktemp("sweeps")
+    env = {**os.environ, "MDLM_CACHE_DIR": str(cache_dir), "OMP_NUM_THREADS": "1"}
+    env.pop("RAY_ADDRESS", None)  # a local Ray, stopped by run.py at the end
+    result = subprocess.run(
+        [sys.executable, "sweeps/run.py", "--space", "bimodal_p", "--num-samples", "4", "--max-steps", "12",
+         "--evals-per-trial", "2", "--scheduler", "none", "--wandb-mode", "disabled", "--storage", str(store),
+         "--name", "rep", "--cache-dir", str(cache_dir), "--set", "seq_length=32", "--set", "batch_size=8",
+         "--set", "micro_batch_size=8", "--set", "val_rows=32", "--set", "eval_pairs_per_paradigm=5"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return store / "rep"
+
+
+@pytest.fixture(scope="module")
+def report_index(sweep_dir):
+    return report.write_report(str(sweep_dir))
+
+
+def tune_results(folder: Path) -> list[tuple[str, list[dict]]]:
+    """(trial_id, result.json lines) of every trial that finished without error, in creation
+    order, read straight from the trial folders (run_trial_<id>_<counter>_...)."""
+    trials = []
+    for path in folder.glob("run_trial_*/result.json"):
+        if (path.parent / "error.txt").exists():
+            continue
+        _, _, trial_id, counter, *_ = path.parent.name.split("_")
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if lines:
+            trials.append((int(counter), trial_id, lines))
+    return [(trial_id, lines) for _, trial_id, lines in sorted(trials)]
+
+
+@pytest.mark.slow
+def test_report_of_a_real_sweep_plots_the_results(sweep_dir, report_index):
+    index = report_index
+    assert index == sweep_dir / "report" / "index.html"
+    page, data = check_page(index.parent)
+    results = tune_results(sweep_dir)
+    assert len(results) >= 2
+    last = {trial_id: lines[-1] for trial_id, lines in results}
+    metric = data["metric"]
+    assert metric == "pairs_acc"
+
+    # Optimisation history: the metric of each trial, in the order the search proposed them.
+    (ax,) = axes_of(data, "optimization_history")
+    points = next(s["points"] for s in ax["scatters"] if s["points"])
+    assert [y for _, y in points] == [lines[-1][metric] for _, lines in results]
+    assert [t["trial_id"] for t in data["study_trials"] if t["state"] == "COMPLETE"] == [t for t, _ in results]
+
+    # Learning curves: each plotted trial's full history, metric and val_nelbo by step.
+    history = dict(results)
+    curves = axes_of(data, "learning_curves")
+    assert [ax["ylabel"] for ax in curves] == [metric, "val_nelbo"]
+    for ax in curves:
+        assert ax["lines"]
+        for line in ax["lines"]:
+            lines = history[line["label"].split()[1]]
+            assert line["x"] == [r["step"] for r in lines] and line["y"] == [r[ax["ylabel"]] for r in lines]
+
+    # Per-paradigm bars: pairs_acc/<UID> (and pairs_acc_heldout/<UID> when reported) of the best
+    # trials, none better left out.
+    families = ["pairs_acc"] + (["pairs_acc_heldout"] if any("pairs_acc_heldout" in v for v in last.values()) else [])
+    paradigm_axes = axes_of(data, "paradigms")
+    assert [ax["title"] for ax in paradigm_axes] == [f"{f} by paradigm" for f in families]
+    uids = sorted(k.split("/", 1)[1] for k in next(iter(last.values())) if k.startswith("pairs_acc/"))
+    for ax, family in zip(paradigm_axes, families):
+        assert ax["yticklabels"] == uids and len(ax["bars"]) == min(3, len(last))
+        shown = [bar["label"].split()[1] for bar in ax["bars"]]
+        for bar, trial_id in zip(ax["bars"], shown):
+            assert bar["values"] == [last[trial_id][f"{family}/{u}"] for u in uids]
+    assert min(last[t][metric] for t in shown) >= max((v[metric] for t, v in last.items() if t not in shown), default=0)
+    if len(families) == 2:
+        leaderboard = page.split('<section id="leaderboard">')[1].split("</section>")[0]
+        assert ">pairs_acc_heldout</th>" in leaderboard
+
+    # Header and leaderboard.
+    sweep = json.loads((sweep_dir / "sweep.json").read_text())
+    for text in (sweep["data_hash"], sweep["code_version"], "bimodal_p", "tpe", "pairs_acc (max)"):
+        assert text in page
+    for trial_id in last:
+        assert f">{trial_id}</td>" in page
+
+
+@pytest.mark.slow
+def test_report_is_idempotent_and_works_on_a_uri(sweep_dir, report_index, tmp_path):
+    first = report_index
+    files = sorted(p.name for p in first.parent.iterdir())
+    (first.parent / "stale.png").write_bytes(b"old")
+    second = report.write_report(str(sweep_dir))
+    assert second == first and sorted(p.name for p in second.parent.iterdir()) == files
+
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep_dir, copy, ignore=shutil.ignore_patterns("report"))
+    local = report.write_report(f"file://{copy}")
+    assert local.parent != copy / "report"  # built in a local temp folder, then uploaded
+    assert sorted(p.name for p in (copy / "report").iterdir()) == sorted(p.name for p in local.parent.iterdir())
+    shutil.rmtree(local.parent.parent)
+
+
+@pytest.mark.slow
+def test_cli_rejects_a_sweep_without_results(tmp_path, sweep_dir):
+    (tmp_path / "sweep.json").write_text((sweep_dir / "sweep.json").read_text())
+    result = subprocess.run([sys.executable, "sweeps/report.py", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and result.stderr.strip().count("\n") == 0
+
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium); "
+                                             "the headless render check needs it")
+def test_report_renders_in_headless_chromium(report_index, tmp_path):
+    import matplotlib.image
+
+    index = report_index
+    shot = tmp_path / "shot.png"
+    result = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,4000", index.as_uri()],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert shot.exists(), result.stderr[-2000:]
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    colours = np.unique((pixels.reshape(-1, 3) * 255).astype(np.uint8), axis=0)
+    assert len(colours) > 500  # text alone gives a few dozen greys; figures give many colours
+    # Figures are drawn down the page, not just the header: the lower half is not blank.
+    lower = pixels[pixels.shape[0] // 2:]
+    assert (lower < 0.9).any(axis=-1).mean() > 0.02
