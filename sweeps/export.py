@@ -171,6 +171,9 @@ def export_sweep(experiment: str, top: int = 5, quiet: bool = False, pick: str |
             raise ExportError("--pick chooses a point of a multi-objective sweep's Pareto front; this sweep has one metric")
         rows = apply_confirmation(rows, confirmation)
         best = rows[0]
+        if not math.isfinite(best["metrics"].get(sweep["metric"], math.nan)):
+            raise ExportError(f"no trial of {experiment} reported a finite {sweep['metric']} "
+                              f"({sum(r['status'] == 'DIVERGED' for r in rows)} of {len(rows)} diverged); nothing to export")
     best_path = storage.join(experiment, "best_config.json")
     document = {
         "config": best["config"].as_dict(),

@@ -456,9 +456,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.resume:  # the experiment folder is only created once everything checked out
             storage.write_text(storage.join(experiment, SWEEP_FILE), json.dumps(sweep, indent=2))
         fit(sweep, args, wandb_mode)
-        from sweeps.export import export_sweep
+        from sweeps.export import ExportError, export_sweep
 
-        export_sweep(experiment)
+        try:
+            export_sweep(experiment)
+        except ExportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         if args.confirm:
             from sweeps.confirm import run_confirmation
 
@@ -505,6 +509,7 @@ def write_report_safely(experiment: str) -> None:
 
 def fit(sweep: dict, args, wandb_mode: str):
     from ray import tune
+
 
     experiment = storage.join(sweep["storage"], sweep["name"])
     trainable = trainable_for(sweep)

@@ -27,6 +27,10 @@ def trial_config(trial_values: dict, base_config: dict) -> TrainConfig:
     return apply_values(TrainConfig.parse(base_config), values)
 
 
+def objective_names(sweep: dict) -> tuple[str, ...]:
+    return tuple(m for m, _ in sweep.get("objectives") or [[sweep["metric"], sweep["mode"]]])
+
+
 def run_trial(trial_values: dict, *, sweep: dict) -> None:
     """Tune trainable (wrapped with `tune.with_parameters(run_trial, sweep=...)`)."""
     import ray
@@ -45,6 +49,7 @@ def run_trial(trial_values: dict, *, sweep: dict) -> None:
         "out_dir": str(trial_dir / "train"),
         "resume_from": None,
         "cpus_per_worker": sweep["cpus_per_worker"],
+        "objectives": objective_names(sweep),
     }
     if sweep["runner"] == "inline":
         from trainer.loop import train_loop
@@ -73,7 +78,7 @@ def run_trial(trial_values: dict, *, sweep: dict) -> None:
             except TrainingDiverged as exc:
                 # A finished trial with a reason and no score: not retried (it would diverge
                 # again), and the searcher records it as pruned.
-                report(exc.as_metrics(), None)
+                report(exc.as_metrics(objective_names(sweep)), None)
         return
 
     from ray.tune.integration.ray_train import TuneReportCallback

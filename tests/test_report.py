@@ -231,7 +231,8 @@ def sweep_dir(tmp_path_factory, cache_dir):
         [sys.executable, "sweeps/run.py", "--space", "bimodal_p", "--num-samples", "4", "--max-steps", "12",
          "--evals-per-trial", "2", "--scheduler", "none", "--wandb-mode", "disabled", "--storage", str(store),
          "--name", "rep", "--cache-dir", str(cache_dir), "--set", "seq_length=32", "--set", "batch_size=8",
-         "--set", "micro_batch_size=8", "--set", "val_rows=32", "--set", "eval_pairs_per_paradigm=5"],
+         "--set", "micro_batch_size=8", "--set", "val_rows=32", "--set", "eval_pairs_per_paradigm=5",
+         "--confirm", "2", "--seeds", "2"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -306,6 +307,38 @@ def test_report_of_a_real_sweep_plots_the_results(sweep_dir, report_index):
         assert text in page
     for trial_id in last:
         assert f">{trial_id}</td>" in page
+
+
+@pytest.mark.slow
+def test_confirmation_of_a_real_sweep(sweep_dir, report_index):
+    """--confirm 2 --seeds 2: the top two configurations rerun at the full budget with two fresh
+    seeds each; the summary's numbers are those runs' results, read here from Tune's files."""
+    confirmation = json.loads((sweep_dir / "confirmation.json").read_text())
+    runs = {}
+    for path in (sweep_dir / "confirm").glob("run_trial_*/params.json"):
+        values = json.loads(path.read_text())["grid_point"]
+        lines = [json.loads(l) for l in (path.parent / "result.json").read_text().splitlines() if l.strip()]
+        runs[(json.dumps({k: v for k, v in values.items() if k != "seed"}, sort_keys=True), values["seed"])] = lines[-1]
+    assert len(runs) == 4 and all(r["step"] == 12 for r in runs.values())
+    assert len(confirmation["configs"]) == 2 and confirmation["seed_values"] == [1000, 1001]
+    for entry in confirmation["configs"]:
+        key = json.dumps(entry["values"], sort_keys=True)
+        values = [runs[(key, seed)]["pairs_acc"] for seed in (1000, 1001)]
+        assert entry["values_per_seed"] == values
+        assert entry["mean"] == pytest.approx(sum(values) / 2)
+        assert entry["std"] == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2))
+        assert entry["heldout_per_seed"] == [runs[(key, seed)]["pairs_acc_heldout"] for seed in (1000, 1001)]
+    first, second = confirmation["configs"]
+    assert first["mean"] >= second["mean"]
+    difference = confirmation["difference"]
+    assert difference["mean"] == pytest.approx(first["mean"] - second["mean"])
+    assert difference["ci_low"] <= difference["mean"] <= difference["ci_high"]
+    assert difference["distinguishable"] == (difference["ci_low"] > 0)
+    # The exported best config is the confirmed winner, and the report shows the statement.
+    best = json.loads((sweep_dir / "best_config.json").read_text())
+    assert best["provenance"]["trial_id"] == first["trial_id"] and best["provenance"]["selected_by"] == "confirmation"
+    page = report_index.read_text()
+    assert difference["statement"].split(":")[0].split(" (")[0] in page
 
 
 @pytest.mark.slow

@@ -75,15 +75,26 @@ def test_job_submit_exact_command_then_final_training(head, tmp_path):
     result = submit(head, "sweeps/run.py", "--space", "bimodal_p", "--storage", str(store), "--name", "exact", *FAST)
     assert result.returncode == 0 and "succeeded" in result.stdout, (result.stdout[-3000:], result.stderr[-3000:])
     best = check_sweep(store / "exact")
-    # The exported file is accepted unchanged by the trainer.
+    assert best["final_command"] == f"python sweeps/final.py {store / 'exact'}"
+    # Final training from the exported config, unchanged, with word-count checkpoints.
     final = subprocess.run(
-        [sys.executable, "-m", "trainer.train", "--config", str(store / "exact" / "best_config.json"),
-         "--max-steps", "2", "--out", str(tmp_path / "final"), "--no-progress"],
+        [sys.executable, "sweeps/final.py", str(store / "exact"), "--max-steps", "2", "--checkpoint-words", "2K,4K",
+         "--out", str(tmp_path / "final"), "--no-progress"],
         cwd=ROOT, env=head, capture_output=True, text=True, timeout=600,
     )
     assert final.returncode == 0, final.stderr[-3000:]
-    config = json.loads((tmp_path / "final" / "config.json").read_text())
-    assert config["derivative_power"] == best["config"]["derivative_power"]
+    config = json.loads((tmp_path / "final" / "train" / "config.json").read_text())
+    assert {k: v for k, v in config.items() if k != "checkpoint_words"} == {
+        k: v for k, v in best["config"].items() if k not in ("checkpoint_words", "max_steps")} | {"max_steps": 2}
+    assert config["checkpoint_words"] == [2000, 4000]
+    assert sorted(p.name for p in (tmp_path / "final" / "train").glob("chck_*")) == ["chck_2K", "chck_4K"]
+    model = tmp_path / "final" / "model"
+    assert (model / "config.json").exists() and (model / "model.safetensors").exists()
+    provenance = json.loads((tmp_path / "final" / "provenance.json").read_text())
+    assert provenance["trial_id"] == best["provenance"]["trial_id"]
+    assert provenance["data_hash"] == best["provenance"]["data_hash"] and provenance["pairs_split"]
+    card = (model / "README.md").read_text()
+    assert best["provenance"]["trial_id"] in card
 
 
 def test_job_submit_with_working_dir(head, tmp_path):
@@ -92,3 +103,49 @@ def test_job_submit_with_working_dir(head, tmp_path):
                     *FAST, working_dir=True)
     assert result.returncode == 0 and "succeeded" in result.stdout, (result.stdout[-3000:], result.stderr[-3000:])
     check_sweep(store / "uploaded")
+
+
+def test_driver_killed_inside_a_job_then_resumed_by_a_new_job(head, tmp_path):
+    """SIGKILL the sweep's driver process inside `ray job submit`; a second job with
+    --resume finishes the sweep without losing or rerunning a finished trial."""
+    import signal
+
+    import psutil
+
+    from test_sweep_resume import trial_results
+
+    store, name = tmp_path / "sweeps", "jobkill"
+    args = ["sweeps/run.py", "--space", "bimodal_p", "--storage", str(store), "--name", name, "--num-samples", "3",
+            "--max-concurrent", "1", "--max-steps", "8", "--evals-per-trial", "4", "--scheduler", "none",
+            "--wandb-mode", "disabled", "--set", "eval_pairs_per_paradigm=3", "--set", "val_rows=16",
+            "--set", "batch_size=16", "--set", "micro_batch_size=16", "--set", "seq_length=64"]
+    cmd = [str(BIN / "ray"), "job", "submit", "--no-wait", "--", "python", *args]
+    submitted = subprocess.run(cmd, cwd=ROOT, env=head, capture_output=True, text=True, timeout=120)
+    assert submitted.returncode == 0, submitted.stderr[-2000:]
+    folder = store / name
+    deadline = time.time() + 600
+    driver = None
+    while time.time() < deadline:
+        results = trial_results(folder)
+        finished = [t for t, lines in results.items() if lines and lines[-1]["step"] == 8]
+        if finished:
+            for proc in psutil.process_iter(["pid", "cmdline"]):
+                line = proc.info["cmdline"] or []
+                if "sweeps/run.py" in line and name in line:
+                    driver = proc
+            break
+        time.sleep(0.5)
+    assert driver is not None, "the job's driver was not found after a finished trial"
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=60)
+    time.sleep(2)
+    before = {t: lines for t, lines in trial_results(folder).items() if lines and lines[-1]["step"] == 8}
+    result = submit(head, "sweeps/run.py", "--resume", "--storage", str(store), "--name", name, "--wandb-mode", "disabled")
+    assert result.returncode == 0 and "succeeded" in result.stdout, (result.stdout[-3000:], result.stderr[-3000:])
+    after = trial_results(folder)
+    assert len(after) == 3
+    for trial, lines in before.items():
+        assert after[trial] == lines
+    for lines in after.values():
+        steps = [l["step"] for l in lines]
+        assert steps[-1] == 8 and steps == sorted(set(steps)), steps

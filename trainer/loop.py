@@ -61,10 +61,11 @@ class TrainingDiverged(RuntimeError):
         super().__init__(message)
         self.step = step
 
-    def as_metrics(self) -> dict:
-        """What a sweep reports for a diverged run: the reason and no score (so a search
-        algorithm counts the trial as pruned, never as a good value)."""
-        return {"step": self.step, "diverged": 1, "diverged_reason": str(self)}
+    def as_metrics(self, objectives: tuple[str, ...] = ()) -> dict:
+        """What a sweep reports for a diverged run: the reason, and NaN for the objectives
+        (the searcher then records the trial as failed and the scheduler skips NaN, so
+        it never counts as a good value; a missing metric would break both)."""
+        return {"step": self.step, "diverged": 1, "diverged_reason": str(self), **{m: math.nan for m in objectives}}
 
 
 class CheckpointError(ValueError):

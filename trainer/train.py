@@ -119,7 +119,7 @@ def ray_train_worker(loop_config: dict) -> None:
         except TrainingDiverged as exc:
             # Every rank sees the same (all-reduced) loss, so all of them stop here; a
             # restart would only diverge again, so this ends the run with its reason.
-            report(exc.as_metrics(), None)
+            report(exc.as_metrics(tuple(loop_config.get("objectives", ()))), None)
 
 
 def build_torch_trainer(
