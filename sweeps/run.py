@@ -244,7 +244,8 @@ def build_search(args, space: SearchSpace, metric, mode):
         return None, {GRID_KEY: tune.grid_search(space.grid_points(args.search_optional))}
     import optuna
     from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
+
+    from sweeps.search import DivergenceAwareOptunaSearch
 
     seed = args.seed
     if args.search == "tpe":
@@ -256,7 +257,7 @@ def build_search(args, space: SearchSpace, metric, mode):
         if isinstance(metric, list):
             raise SweepError("--search cmaes is single-objective; use tpe or random for several metrics")
         sampler = optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    searcher = OptunaSearch(
+    searcher = DivergenceAwareOptunaSearch(
         space=partial(suggest_values, space=space, include_optional=args.search_optional),
         metric=metric,
         mode=mode,

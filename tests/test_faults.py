@@ -62,9 +62,9 @@ def test_divergent_trial_is_recorded_pruned_and_the_sweep_goes_on(tmp_path, cach
     for lines in diverged.values():
         assert "training loss became nan" in lines[-1]["diverged_reason"] and math.isnan(lines[-1]["pairs_acc"])
     # The searcher was told: Optuna holds the diverged trials as failed, not as scores.
-    from ray.tune.search.optuna import OptunaSearch
+    from sweeps.search import DivergenceAwareOptunaSearch
 
-    searcher = OptunaSearch()
+    searcher = DivergenceAwareOptunaSearch()
     searcher.restore_from_dir(str(folder))
     states = sorted(t.state.name for t in searcher._ot_study.trials)
     assert states.count("FAIL") == len(diverged) and states.count("COMPLETE") == len(healthy), states
