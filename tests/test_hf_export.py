@@ -437,11 +437,14 @@ def test_cli_bad_inputs(run, tmp_path, capsys):
         export_main([run_dir, str(outputs / "out"), "--weights", "best"])
     assert exit_info.value.code == 2
     one_error_line(capsys)
-    # A checkpoint copied away from its run: nothing recorded and an empty cache.
+    # A checkpoint copied away from its run whose recorded data folder is gone (here: an old
+    # checkpoint without the record), and an empty cache.
     lonely = tmp_path / "lonely" / "step_8"
     lonely.mkdir(parents=True)
     checkpoint = max((run["root"] / "run" / "checkpoints").glob("step_*"))
-    (lonely / "state.pt").write_bytes((checkpoint / "state.pt").read_bytes())
+    state = torch.load(checkpoint / "state.pt", weights_only=False)
+    state.pop("data_root", None), state.pop("data_hash", None)
+    torch.save(state, lonely / "state.pt")
     assert export_main([str(lonely), str(outputs / "out"), "--cache-dir", str(tmp_path / "empty_cache")]) == 2
     assert "--tokenizer" in one_error_line(capsys)
     assert sorted(p.name for p in outputs.iterdir()) == ["busy"]  # nothing half-written
