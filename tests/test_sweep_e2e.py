@@ -48,6 +48,16 @@ def head(tmp_path_factory, cache_dir):
     assert start.returncode == 0, start.stderr[-2000:]
     client_env = {**env, "RAY_AUTH_MODE": "token", "RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{dashboard_port}"}
     try:
+        # `ray start` returns before the head's job agent is up; on a loaded machine a submit
+        # in that window fails with "No available agent to submit job". Wait for a trivial job.
+        deadline = time.time() + 240
+        while True:
+            probe = subprocess.run([str(BIN / "ray"), "job", "submit", "--", "python", "-c", "print('ready')"],
+                                   cwd=ROOT, env=client_env, capture_output=True, text=True, timeout=180)
+            if probe.returncode == 0:
+                break
+            assert time.time() < deadline, probe.stderr[-2000:]
+            time.sleep(3)
         yield client_env
     finally:
         subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
