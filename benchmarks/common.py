@@ -28,6 +28,16 @@ def quiet_local_environment() -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")
 
 
+def own_ray_environment() -> dict:
+    """Environment for a `sweeps/run.py` child that must start a Ray of its own.
+
+    Without an address, ray.init() joins any cluster a `ray start --head` left registered on
+    the machine (/tmp/ray/ray_current_cluster), someone else's included; RAY_ADDRESS=local
+    makes it start a private one, which ends with the child. An explicit --address wins.
+    """
+    return {**os.environ, "RAY_ADDRESS": "local"}
+
+
 def load_average() -> list[float]:
     """1/5/15-minute load: the machine is shared, so every figure is printed beside it."""
     return [round(x, 2) for x in os.getloadavg()]

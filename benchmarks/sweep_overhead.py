@@ -89,12 +89,13 @@ def measure_sweep(runner: str, args, storage: Path) -> tuple[dict, Path]:
         import ray
 
         # A Ray that outlives the sweep, as a `ray start --head` would; not timed.
-        ray.init(num_cpus=args.slots, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=args.slots, include_dashboard=False, log_to_driver=False)
         address = ray.get_runtime_context().gcs_address
     load = common.load_average()
     start = time.time()
     try:
-        result = subprocess.run(sweep_command(runner, args, storage, name, address), cwd=ROOT, capture_output=True, text=True)
+        result = subprocess.run(sweep_command(runner, args, storage, name, address), cwd=ROOT, capture_output=True,
+                                text=True, env=common.own_ray_environment())
     finally:
         wall = time.time() - start
         if address:
