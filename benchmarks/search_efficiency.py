@@ -169,6 +169,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int, help="sampler seeds per searcher (default 10; quick 5)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="first sampler seed (a second run with new seeds: --first-seed 100)")
     parser.add_argument("--samples", type=int, help="trials per searcher run (default: the grid's size)")
     parser.add_argument("--tolerance", type=float, default=0.001,
                         help="relative distance to the grid's best val_nelbo that counts as found (default 0.1%%)")
@@ -214,7 +216,7 @@ def main(argv=None) -> int:
         runs = {"tpe": [], "random": []}
         try:
             for search in runs:
-                for seed in range(seeds):
+                for seed in range(args.first_seed, args.first_seed + seeds):
                     trials = run_searcher(search, seed, samples, space_file, sweep, table, tmp / "replays")
                     found, spent = tokens_to_find(trials, good, plan["steps"])
                     runs[search].append({"seed": seed, "tokens_to_find": found, "tokens_spent": spent,
@@ -239,6 +241,7 @@ def main(argv=None) -> int:
         "grid_random_order_ratio": grid_random_order / grid_budget,
         "grid_wall_s": grid_wall,
         "seeds": seeds,
+        "first_seed": args.first_seed,
         "samples_per_run": samples,
         "replay_check": check,
         "load": load,

@@ -11,10 +11,12 @@ every trial has the same budget) per runner, and reads each trial's reports:
   Tune bookkeeping, slots left idle at the end).
 
 Runners:
-- inline  the sweep's default for one CPU worker: the loop runs inside the Tune trial;
-- reuse   inline with Tune's `reuse_actors=True` (a monkeypatch of TuneConfig here): trials
-          reuse the previous trial's process, so torch and the trainer are already imported;
-- cluster reuse, submitted to a Ray that is already running (`--address`; started here with
+- inline  the sweep's default for one CPU worker: the loop runs inside the Tune trial, and
+          trials reuse the previous trial's actor (`reuse_actors`), so torch and the trainer
+          are already imported;
+- fresh   inline with a new actor process per trial (`sweeps.run.reuse_actors` patched to
+          False here): the default before actor reuse, kept as the 'before' figure;
+- cluster inline, submitted to a Ray that is already running (`--address`; started here with
           ray.init and stopped with ray.shutdown), as with `ray start --head` + `ray job submit`:
           the sweep no longer pays Ray's own start-up;
 - train   a Ray Train TorchTrainer per trial (what several workers or GPUs use);
@@ -40,17 +42,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 ROOT = common.ROOT
-RUNNERS = ("inline", "reuse", "cluster", "train", "plain")
+RUNNERS = ("inline", "fresh", "cluster", "train", "plain")
 
-# `python -c` body for the reuse runner: sweeps/run.py unchanged, TuneConfig defaulting to
-# reuse_actors=True (fit() looks `tune.TuneConfig` up at call time).
-REUSE_WRAPPER = """
-import functools, sys
-import ray.tune
-ray.tune.TuneConfig = functools.partial(ray.tune.TuneConfig, reuse_actors=True)
+# `python -c` body for the fresh runner: sweeps/run.py with actor reuse switched off (fit()
+# looks `reuse_actors` up at call time).
+FRESH_WRAPPER = """
+import sys
 sys.path.insert(0, {root!r})
-from sweeps.run import main
-sys.exit(main(sys.argv[1:]))
+import sweeps.run
+sweeps.run.reuse_actors = lambda sweep: False
+sys.exit(sweeps.run.main(sys.argv[1:]))
 """
 
 
@@ -70,15 +71,15 @@ def trial_reports(folder: Path) -> list[list[dict]]:
 def sweep_command(runner: str, args, storage: Path, name: str, address: str | None = None) -> list[str]:
     flags = [
         "--space", "bimodal_p", "--search", "tpe", "--num-samples", str(args.trials), "--max-steps", str(args.steps),
-        "--scheduler", "none", "--runner", "inline" if runner in ("reuse", "cluster") else runner, "--storage", str(storage),
+        "--scheduler", "none", "--runner", "inline" if runner in ("fresh", "cluster") else runner, "--storage", str(storage),
         "--name", name, "--wandb-mode", "disabled", "--evals-per-trial", str(args.evals), "--seed", "0",
     ]
     if address:
         flags += ["--address", address]
     for item in args.set or []:
         flags += ["--set", item]
-    if runner in ("reuse", "cluster"):
-        return [sys.executable, "-c", REUSE_WRAPPER.format(root=str(ROOT)), *flags]
+    if runner == "fresh":
+        return [sys.executable, "-c", FRESH_WRAPPER.format(root=str(ROOT)), *flags]
     return [sys.executable, "sweeps/run.py", *flags]
 
 
@@ -144,6 +145,10 @@ def summarise(runner, args, wall, tune_wall, train, evals, startup, tokens) -> d
         "settings": args.set or [],
     }
     row["other_share"] = 1.0 - row["train_share"] - row["eval_share"] - row["startup_share"]
+    # Training plus the evaluations the sweep asked for, against everything else (start-up,
+    # Ray, bookkeeping, idle slots): the service's own overhead.
+    row["work_share"] = row["train_share"] + row["eval_share"]
+    row["overhead_share"] = 1.0 - row["work_share"]
     row["target_met"] = row["train_share"] >= 0.85
     return row
 
@@ -226,7 +231,7 @@ def plain_worker(sweep_folder: Path, slots: int) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="8 trials of 6 steps, one evaluation, inline + plain")
-    parser.add_argument("--runners", help=f"comma list of {', '.join(RUNNERS)} (default: inline,reuse,cluster,plain; quick: inline,plain)")
+    parser.add_argument("--runners", help=f"comma list of {', '.join(RUNNERS)} (default: fresh,inline,cluster,plain; quick: inline,plain)")
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--steps", type=int, help="optimizer steps per trial (default 40: about a minute of tiny training here)")
     parser.add_argument("--evals", type=int, help="evaluations per trial (default 2; quick 1)")
@@ -239,7 +244,7 @@ def main(argv=None) -> int:
         return plain_worker(Path(args.plain_worker), args.slots)
     args.steps = args.steps or (6 if args.quick else 40)
     args.evals = args.evals or (1 if args.quick else 2)
-    runners = (args.runners or ("inline,plain" if args.quick else "inline,reuse,cluster,plain")).split(",")
+    runners = (args.runners or ("inline,plain" if args.quick else "fresh,inline,cluster,plain")).split(",")
     for runner in runners:
         if runner not in RUNNERS:
             raise SystemExit(f"unknown runner {runner!r}; choose from {', '.join(RUNNERS)}")
@@ -278,12 +283,14 @@ def main(argv=None) -> int:
         return 1
 
     common.print_table(
-        [{**r, **{k: 100 * r[k] for k in ("train_share", "train_share_tune", "eval_share", "startup_share", "other_share")},
+        [{**r, **{k: 100 * r[k] for k in ("train_share", "train_share_tune", "eval_share", "startup_share", "other_share",
+                                           "overhead_share")},
           "load1": r["load"][0]} for r in rows],
         [("runner", "runner", ""), ("trials", "trials", ""), ("wall_s", "wall s", ".1f"), ("tune_wall_s", "tune s", ".1f"),
          ("train_s_per_trial", "train s/trial", ".1f"), ("train_share", "train %", ".1f"),
          ("train_share_tune", "train % (tune)", ".1f"), ("eval_share", "eval %", ".1f"), ("startup_share", "start-up %", ".1f"),
-         ("other_share", "other %", ".1f"), ("trial_startup_s", "start-up s (median)", ".2f"), ("load1", "load", ".2f")],
+         ("other_share", "other %", ".1f"), ("overhead_share", "overhead %", ".1f"),
+         ("trial_startup_s", "start-up s (median)", ".2f"), ("load1", "load", ".2f")],
         title=f"sweep overhead: {args.trials} trials x {args.steps} steps, {args.evals} evaluation(s) each, {args.slots} slots "
               f"(target: train >= 85% for ~1-minute trials)",
     )

@@ -155,7 +155,7 @@ def run_confirmation(experiment: str, top_k: int, num_seeds: int, *, max_concurr
     from ray import tune
 
     from sweeps.export import load_sweep, rank, trial_rows
-    from sweeps.run import run_config, trainable_for
+    from sweeps.run import reuse_actors, run_config, trainable_for
 
     sweep = load_sweep(experiment)
     rows = rank(trial_rows(experiment, sweep), sweep)
@@ -172,7 +172,7 @@ def run_confirmation(experiment: str, top_k: int, num_seeds: int, *, max_concurr
         tuner = tune.Tuner(
             trainable,
             param_space={GRID_KEY: tune.grid_search([p["values"] for p in points])},
-            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or None),
+            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or None, reuse_actors=reuse_actors(confirm_sweep)),
             run_config=run,
         )
     results = tuner.fit()

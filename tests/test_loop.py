@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from trainer.config import TrainConfig
+from trainer.data.pairs import load_pairs, split_pairs
 from trainer.data.prepare import prepare_corpus
 from trainer.loop import load_checkpoint, train_loop
 
@@ -18,8 +19,9 @@ def prepared(tmp_path_factory):
     corpus = write_toy_corpus(root / "corpus")
     pairs = root / "pairs"
     pairs.mkdir()
+    nouns = ("cat", "dog", "bird", "fish", "horse", "cow", "goat", "mouse")
     (pairs / "toy.jsonl").write_text(
-        "\n".join(json.dumps({"sentence_good": "the cat runs .", "sentence_bad": "cat the runs .", "UID": "toy"}) for _ in range(3))
+        "\n".join(json.dumps({"sentence_good": f"the {n} runs .", "sentence_bad": f"{n} the runs .", "UID": "toy"}) for n in nouns)
     )
     data = prepare_corpus(corpus, root / "cache", vocab_size=300, seq_length=32, show_progress=False)
     return data, pairs
@@ -53,6 +55,12 @@ def test_metrics_written_and_model_learns(prepared, tmp_path):
     for key in ("step", "tokens", "train_loss", "val_nelbo", "val_acc", "pairs_acc", "tokens_per_s", "lr", "mask_rate"):
         assert key in lines[-1]
     assert lines[-1]["tokens"] == 60 * 16 * 32
+    # Held-out pairs are scored at the last evaluation only (both parts hold pairs here).
+    tuning, heldout = split_pairs(load_pairs(pairs), config.pairs_heldout_fraction)
+    assert tuning and heldout
+    assert all("pairs_acc" in l for l in lines)
+    assert ["pairs_acc_heldout" in l for l in lines] == [False, False, True]
+    assert 0.0 <= lines[-1]["pairs_acc_heldout"] <= 1.0
     assert lines[-1]["val_nelbo"] < lines[0]["val_nelbo"]
     assert final["checkpoint"].endswith("step_00000060")
     assert (tmp_path / "config.json").exists()

@@ -9,7 +9,14 @@ import torch
 import torch.nn.functional as F
 
 from trainer.config import PRESETS, ModelConfig
-from trainer.model import DiffusionLM, build_model, count_parameters, log_bucket_position
+from trainer.model import (
+    DiffusionLM,
+    bucket_range,
+    build_model,
+    count_parameters,
+    log_bucket_position,
+    relative_position_indices,
+)
 
 VOCAB = 50
 
@@ -225,6 +232,33 @@ def test_sdpa_attention_matches_explicit_reference() -> None:
     grads_ref = torch.autograd.grad((ref * weights).sum(), [relative, *attention.parameters()])
     for a, b in zip(grads_ours, grads_ref):
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("bucket_size,max_position", [(32, 512), (8, 64), (4, 16)])
+def test_bucket_range_is_the_rows_a_length_uses(bucket_size: int, max_position: int) -> None:
+    full = relative_position_indices(bucket_size, max_position)
+    for length in (1, 2, 3, bucket_size // 2, bucket_size // 2 + 1, bucket_size, max_position // 2, max_position):
+        used = full[:length, :length]
+        assert bucket_range(length, bucket_size, max_position) == (int(used.min()), int(used.max())), length
+
+
+@pytest.mark.parametrize("length", [3, 7, 20])
+def test_encode_with_the_table_rows_in_use_equals_the_whole_table(length: int) -> None:
+    """encode() hands the layers only the table rows the length uses; the whole table with
+    unshifted indices must give the same hidden states."""
+    torch.manual_seed(1)
+    model = make_model().eval()
+    ids = torch.randint(0, VOCAB, (2, length))
+    keep = torch.ones_like(ids, dtype=torch.bool)
+    keep[1, length // 2 + 1 :] = False  # padding in one row
+    rate = torch.tensor([0.3, 0.8])
+    with torch.no_grad():
+        ours = model.encode(ids, keep, rate)
+        h, relative = model.embedding(ids)
+        c = model.time_embedding(rate)
+        for layer in model.layers:
+            h = layer(h, relative, model.position_indices[:length, :length], keep, c)
+    assert torch.allclose(ours, h, atol=1e-5, rtol=1e-4)
 
 
 # --- padding invariance --------------------------------------------------------------

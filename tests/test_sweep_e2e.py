@@ -152,7 +152,12 @@ def test_driver_killed_inside_a_job_then_resumed_by_a_new_job(head, tmp_path):
     before = {t: lines for t, lines in trial_results(folder).items() if lines and lines[-1]["step"] == 8}
     result = submit(head, "sweeps/run.py", "--resume", "--storage", str(store), "--name", name, "--wandb-mode", "disabled")
     assert result.returncode == 0 and "succeeded" in result.stdout, (result.stdout[-3000:], result.stderr[-3000:])
-    after = trial_results(folder)
+    everything = trial_results(folder)
+    # A trial killed before its first report (reused actors start the next trial at once) has
+    # no checkpoint and no results: its folder stays empty and the restored searcher suggests
+    # that point again under a new id. At most one such folder; no results are lost or doubled.
+    after = {trial: lines for trial, lines in everything.items() if lines}
+    assert len(everything) - len(after) <= 1
     assert len(after) == 3
     for trial, lines in before.items():
         assert after[trial] == lines

@@ -338,7 +338,10 @@ def train_loop(
                     autocast=autocast,
                 )
             )
-            for name, part in (("pairs_acc", tuning_pairs), ("pairs_acc_heldout", heldout_pairs)):
+            # Held-out pairs are scored once, at the run's last evaluation: nothing may select on
+            # them, so the earlier scores would only cost time (a third of an evaluation).
+            final = state.step >= last_step
+            for name, part in (("pairs_acc", tuning_pairs), ("pairs_acc_heldout", heldout_pairs if final else [])):
                 if not part:
                     continue
                 scores = score_pairs(

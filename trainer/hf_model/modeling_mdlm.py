@@ -46,6 +46,12 @@ def relative_position_indices(length, bucket_size, max_position, device=None):
     return log_bucket_position(relative, bucket_size, max_position) + bucket_size - 1
 
 
+def bucket_range(length, bucket_size, max_position):
+    """First and last table row a length-`length` sequence uses (buckets are monotone in i - j)."""
+    ends = log_bucket_position(torch.tensor([1 - length, length - 1]), bucket_size, max_position) + bucket_size - 1
+    return int(ends[0]), int(ends[1])
+
+
 class LayerNorm(nn.LayerNorm):
     """LayerNorm computed in float32 and cast back (the trainer's numerics under bf16)."""
 
@@ -122,11 +128,11 @@ class Attention(nn.Module):
 
     def position_bias(self, query, key, relative, indices):
         q_pos, k_pos = self.in_proj_qk(self.position_dropout(relative)).chunk(2, dim=-1)
-        q_pos = q_pos.unflatten(-1, (self.num_heads, self.head_dim)).transpose(0, 1)
-        k_pos = k_pos.unflatten(-1, (self.num_heads, self.head_dim)).transpose(0, 1)
+        q_pos = q_pos.unflatten(-1, (self.num_heads, self.head_dim))
+        k_pos = k_pos.unflatten(-1, (self.num_heads, self.head_dim))
         batch, heads, length, _ = query.shape
-        c2p = torch.matmul(query, k_pos.transpose(-1, -2))
-        p2c = torch.matmul(key, q_pos.transpose(-1, -2))
+        c2p = torch.einsum("bhid,rhd->bhir", query, k_pos)
+        p2c = torch.einsum("bhjd,rhd->bhjr", key, q_pos)
         index = indices.expand(batch, heads, length, length)
         c2p = torch.gather(c2p, -1, index)
         p2c = torch.gather(p2c, -1, index.transpose(-1, -2)).transpose(-1, -2)
@@ -278,9 +284,11 @@ class MdlmModel(MdlmPreTrainedModel):
 
         c = self.conditioning(input_ids, keep)
         h, relative = self.embedding(input_ids)
+        first, last = bucket_range(length, self.config.position_bucket_size, self.config.max_position_embeddings)
+        relative = relative[first : last + 1]
         indices = relative_position_indices(
             length, self.config.position_bucket_size, self.config.max_position_embeddings, input_ids.device
-        )
+        ) - first
         states = [h] if output_hidden_states else None
         for layer in self.layers:
             h = layer(h, relative, indices, keep, c)
