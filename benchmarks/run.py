@@ -13,6 +13,9 @@ Benchmarks, in order (cheapest first):
   sweep        share of a sweep's wall time in training, trial start-up        (train_share, trial_startup_s)
   search       tokens to a near-optimal point: TPE+ASHA, random+ASHA vs grid   (tpe_asha_ratio)
 Times on a 2-core CPU: --quick about 12 minutes in all; the full set about 75 minutes.
+
+Not in this list, because it compares two versions of the code: `model_revision.py --reference
+REV` times evaluation and a training step with trainer/model.py at REV against the working copy.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ HEADLINES = {
     "trainer_throughput": (("measure", "preset", "variant", "precision", "threads"), ("tokens_per_s", "mfu", "speedup")),
     "masking_cost": (("preset",), ("overhead_ratio", "masking_s_frequency", "step_s_uniform")),
     "data_throughput": ((), ("prepare_s", "tokenise_tokens_per_s", "write_mb_per_s", "delivery_over_consumption")),
-    "sweep_overhead": (("runner",), ("train_share", "trial_startup_s", "wall_s")),
+    "sweep_overhead": (("runner",), ("train_share", "overhead_share", "trial_startup_s", "wall_s")),
     "search_efficiency": ((), ("tpe_asha_ratio", "random_asha_ratio")),
 }
 

@@ -579,6 +579,12 @@ def test_load_frequencies_and_permutations(babylm):
     assert (p0 == epoch_permutation(1000, seed=42, epoch=0)).all()
     assert not (p0 == epoch_permutation(1000, seed=42, epoch=1)).all()
     assert not (p0 == epoch_permutation(1000, seed=43, epoch=0)).all()
+    # Cached and shared between callers, so read-only; the order does not depend on the cache.
+    with pytest.raises(ValueError):
+        p0[0] = p0[1]
+    epoch_permutation.cache_clear()
+    assert (p0 == epoch_permutation(1000, seed=42, epoch=0)).all()
+    assert (np.random.default_rng((42, 0)).permutation(1000) == p0).all()
     full = list(epoch_batches(1000, 64, seed=1, epoch=2))
     assert len(full) == 1000 // 64 and all(len(b) == 64 for b in full)
     resumed = list(epoch_batches(1000, 64, seed=1, epoch=2, start_batch=5))

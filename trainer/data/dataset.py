@@ -10,6 +10,7 @@ operation. Pages are read lazily by the OS and shared between processes
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Iterator, Tuple, Union
 
@@ -120,13 +121,20 @@ def load_frequencies(path: Union[str, Path]) -> Tuple[np.ndarray, np.ndarray]:
     return counts, ranks
 
 
+@functools.lru_cache(maxsize=2)
 def epoch_permutation(num_rows: int, seed: int, epoch: int) -> np.ndarray:
-    """Deterministic shuffle of ``range(num_rows)`` for one epoch.
+    """Deterministic shuffle of ``range(num_rows)`` for one epoch (a read-only array).
 
     Seeded by (seed, epoch) rather than by a running generator, so a resumed
     run can regenerate epoch k's order without replaying earlier epochs.
+    Cached: the loop asks for the current epoch's order at every step, and shuffling
+    a million rows (a 100M-word corpus) takes ~20 ms, which capped the loader at
+    ~190K tokens/s at 32 rows a step (benchmarks/data_throughput.py). Two entries:
+    a batch that wraps into the next epoch needs both orders.
     """
-    return np.random.default_rng((seed, epoch)).permutation(num_rows)
+    order = np.random.default_rng((seed, epoch)).permutation(num_rows)
+    order.flags.writeable = False  # shared by every caller: nobody may shuffle it in place
+    return order
 
 
 def epoch_batches(
