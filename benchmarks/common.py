@@ -203,6 +203,19 @@ def rounded(record: dict, digits: int = 4) -> dict:
     return out
 
 
+def import_source(text: str, name: str):
+    """Import Python source text (e.g. a file as committed at another revision) as module `name`."""
+    import importlib.util
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix=f"{name}-")) / f"{name}.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def builtin_data(cache_dir: str | None = None):
     """The built-in corpus prepared in the shared data cache (generated once, then reused)."""
     from trainer.config import TrainConfig

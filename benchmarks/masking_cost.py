@@ -16,11 +16,9 @@ frequency path), take turns step by step so both see the same machine load. Repo
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -92,13 +90,7 @@ def load_reference(revision: str):
         return None
     if text == Path(masking.__file__).read_text():
         return None
-    folder = Path(tempfile.mkdtemp(prefix="masking-ref-"))
-    path = folder / "masking_reference.py"
-    path.write_text(text)
-    spec = importlib.util.spec_from_file_location("masking_reference", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return common.import_source(text, "masking_reference")
 
 
 def equal_outputs(reference, ids_list, weights) -> bool:

@@ -16,11 +16,9 @@ Outputs must agree (val_nelbo, every PLL, the loss) to float32 rounding, or the 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -48,13 +46,7 @@ def model_at(revision: str):
     """trainer/model.py as committed at `revision`, imported under a name of its own."""
     source = subprocess.run(["git", "show", f"{revision}:trainer/model.py"], cwd=common.ROOT,
                             capture_output=True, text=True, check=True).stdout
-    folder = Path(tempfile.mkdtemp(prefix="model-rev-"))
-    path = folder / "model_reference.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("model_reference", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return common.import_source(source, "model_reference")
 
 
 def main(argv=None) -> int:
