@@ -18,6 +18,7 @@ Plain PyTorch: no file I/O, no distributed code. Every parameter takes part in a
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -67,6 +68,7 @@ def relative_position_indices(bucket_size: int, max_position: int) -> Tensor:
     return log_bucket_position(relative, bucket_size, max_position) + bucket_size - 1
 
 
+@functools.lru_cache(maxsize=None)  # a pure function of three ints, asked for on every forward
 def bucket_range(length: int, bucket_size: int, max_position: int) -> tuple[int, int]:
     """First and last row of the relative table that a length-`length` sequence uses.
 
