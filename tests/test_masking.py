@@ -115,3 +115,90 @@ def test_rank_weights_grow_with_rank_and_ignore_specials():
     assert bool((w[SPECIAL + 1 :] > w[SPECIAL:-1]).all())
     inv = token_weights(counts, ranks, "inverse", SPECIAL)
     assert inv[SPECIAL] == pytest.approx(1 / 1001)
+
+
+def zipf_rows(rows=400, length=128, vocab=2000, exponent=1.1, seed=0):
+    """Packed rows (no padding) of tokens drawn from a Zipf law, as a real corpus gives them:
+    token SPECIAL + k has probability proportional to 1 / (k + 1)^exponent. Returns the rows
+    and (counts, ranks) measured on them, the way prepare.py builds the frequency table."""
+    rng = np.random.default_rng(seed)
+    law = 1.0 / np.arange(1, vocab - SPECIAL + 1) ** exponent
+    ids = SPECIAL + rng.choice(vocab - SPECIAL, size=(rows, length), p=law / law.sum())
+    ids[:, 0] = 1  # <s>
+    counts = np.bincount(ids.ravel(), minlength=vocab)
+    counts[:SPECIAL] = 0
+    order = np.lexsort((np.arange(vocab), -counts, np.arange(vocab) < SPECIAL))
+    ranks = np.empty(vocab, dtype=np.int64)
+    ranks[order] = np.arange(vocab)
+    return torch.from_numpy(ids), counts, ranks
+
+
+def realised_rates(ids, probs, draws=40, seed=0):
+    """Per token id: the share of its occurrences that were masked over `draws` mask draws."""
+    g = torch.Generator().manual_seed(seed)
+    vocab = int(ids.max()) + 1
+    masked_count = torch.zeros(vocab)
+    for _ in range(draws):
+        _, masked = apply_mask(ids, probs, 4, g)
+        masked_count += torch.bincount(ids[masked], minlength=vocab).float()
+    seen = torch.bincount(ids.ravel(), minlength=vocab).float() * draws
+    return masked_count, seen
+
+
+@pytest.mark.parametrize("method", ["rank", "inverse"])
+def test_zipf_corpus_no_real_token_is_pinned_and_rarer_is_masked_more(method):
+    # The case the reference's per-row min-max breaks on packed rows: there the row's most
+    # frequent real token got p = 0 in every row (17% of real tokens here) and the corpus's
+    # most frequent token was never masked at all.
+    ids, counts, ranks = zipf_rows()
+    maskable = maskable_positions(ids, SPECIAL)
+    rate = 0.3
+    weights = token_weights(counts, ranks, method, SPECIAL)
+    probs = masking_probabilities(ids, torch.full((ids.shape[0],), rate), maskable, weights, 0.02)
+    assert int((probs[maskable] == 0).sum()) == 0
+    masked, seen = realised_rates(ids, probs)
+    most_frequent = int(np.argmax(counts))
+    # Rank weights put the most frequent token at ~0.27 here (it is still masked less than
+    # the mean, but not never); a binomial over ~10^5 draws has a standard error below 0.002.
+    assert masked[most_frequent] / seen[most_frequent] > 0.2
+    # Over the whole corpus the realised rate is the schedule's (the mean-rate identity).
+    assert float(masked.sum() / seen[SPECIAL:].sum()) == pytest.approx(rate, abs=0.003)
+    # Rarer is masked more: the realised rate rises across frequency bands (most frequent
+    # first). Bands hold ~equal shares of the corpus's tokens.
+    real = np.arange(SPECIAL, len(counts))
+    real = real[counts[real] > 0]
+    by_frequency = real[np.argsort(-counts[real], kind="stable")]
+    cumulative = np.cumsum(counts[by_frequency]) / counts[by_frequency].sum()
+    bands = [by_frequency[(cumulative > lo) & (cumulative <= lo + 0.25)] for lo in (0.0, 0.25, 0.5, 0.75)]
+    band_rates = [float(masked[b].sum() / seen[b].sum()) for b in bands if len(b)]
+    assert all(a < b for a, b in zip(band_rates, band_rates[1:])), band_rates
+
+
+def test_mean_rate_identity_holds_on_packed_rows_for_every_rate():
+    ids, counts, ranks = zipf_rows(rows=64)
+    maskable = maskable_positions(ids, SPECIAL)
+    rates = torch.linspace(0.001, 0.999, ids.shape[0])  # both branches of the rescale
+    weights = token_weights(counts, ranks, "rank", SPECIAL)
+    for power in (0.02, 0.3, 1.0, 5.0):
+        probs = masking_probabilities(ids, rates, maskable, weights, power)
+        row_mean = (probs * maskable).sum(1) / maskable.sum(1)
+        assert torch.allclose(row_mean, rates, atol=2e-5), power
+        assert bool((probs[maskable] > 0).all()) and bool((probs <= 1).all())
+
+
+def test_vanishing_power_approaches_uniform_masking():
+    # Every real weight sits in [w_min, 1] after normalisation, with w_min >= 1 / V for
+    # rank weights, so w^q lies in [V^-q, 1] and |p - m| <= m (1 - V^-q) / V^-q -> 0 as q -> 0.
+    ids, counts, ranks = zipf_rows(rows=64)
+    vocab = len(counts)
+    maskable = maskable_positions(ids, SPECIAL)
+    rate = torch.full((ids.shape[0],), 0.3)
+    weights = token_weights(counts, ranks, "rank", SPECIAL)
+    gaps = []
+    for power in (0.1, 0.01, 0.001, 1e-5):
+        probs = masking_probabilities(ids, rate, maskable, weights, power)
+        gap = float((probs[maskable] - 0.3).abs().max())
+        floor = vocab ** -power
+        assert gap <= 0.3 * (1 - floor) / floor + 1e-6, (power, gap)
+        gaps.append(gap)
+    assert gaps[-1] < 1e-4 and all(a > b for a, b in zip(gaps, gaps[1:]))
