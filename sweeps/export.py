@@ -188,6 +188,7 @@ def export_sweep(experiment: str, top: int = 5, quiet: bool = False, pick: str |
             "searched_values": best["values"],
             "data_hash": sweep["data_hash"],
             "pairs_split": sweep.get("pairs_split"),
+            "validation": sweep.get("validation"),
             "code_version": sweep["code_version"],
             "space": sweep["space"],
             "search": sweep["search"],

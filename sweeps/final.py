@@ -132,6 +132,7 @@ def export_final(out: Path, sweep_provenance: dict, experiment: str) -> int:
         "sweep_metric": {sweep_provenance.get("metric"): sweep_provenance.get("value")},
         "confirmation": (sweep_provenance.get("confirmation") or {}).get("difference"),
         "pairs_split": sweep_provenance.get("pairs_split"),
+        "validation": data.get("validation"),
         "data_hash": prepared.content_hash,
         "sweep_data_hash": sweep_provenance.get("data_hash"),
         "code_version": code_version(),

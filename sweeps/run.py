@@ -32,6 +32,7 @@ from sweeps import storage
 from sweeps.trial import GRID_KEY, run_trial
 from trainer.budget import parse_word_count, resolve_max_steps
 from trainer.config import ConfigError, TrainConfig
+from trainer.data.validation import validation_rows
 from trainer.train import INPUT_ERRORS, ClusterError, check_reachable, connect_ray, parse_overrides
 
 SWEEP_FILE = "sweep.json"
@@ -435,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
             "data_root": data_root,
             "data_hash": run_data.prepared.content_hash,
             "pairs_split": pairs_split,
+            # Which validation rows every trial scores (one fixed sample over every *.dev file).
+            "validation": validation_rows(run_data.prepared.source_rows("val"), config.val_rows)[1],
             "pairs_dir": pairs_dir,
             "runner": runner,
             "workers_per_trial": args.workers_per_trial,

@@ -75,6 +75,11 @@ def check_sweep(folder: Path) -> dict:
     best = json.loads((folder / "best_config.json").read_text())
     assert best["provenance"]["trial_id"] and best["provenance"]["data_hash"]
     assert best["config"]["schedule"] == "bimodal_gaussian"
+    # Which validation rows every trial scored, as sweep.json recorded them.
+    sweep = json.loads((folder / "sweep.json").read_text())
+    validation = best["provenance"]["validation"]
+    assert validation == sweep["validation"] and validation["rows"] == sweep["base_config"]["val_rows"]
+    assert [f["path"] for f in validation["files"]] == ["builtin.dev"]
     rows = (folder / "leaderboard.csv").read_text().splitlines()
     assert rows[0].startswith("rank,trial_id") and len(rows) == 3
     return best
@@ -103,6 +108,7 @@ def test_job_submit_exact_command_then_final_training(head, tmp_path):
     provenance = json.loads((tmp_path / "final" / "provenance.json").read_text())
     assert provenance["trial_id"] == best["provenance"]["trial_id"]
     assert provenance["data_hash"] == best["provenance"]["data_hash"] and provenance["pairs_split"]
+    assert provenance["validation"]["files"] == best["provenance"]["validation"]["files"]
     card = (model / "README.md").read_text()
     assert best["provenance"]["trial_id"] in card
 

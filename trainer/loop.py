@@ -35,6 +35,7 @@ from trainer.config import TrainConfig
 from trainer.data.dataset import TokenShard, epoch_permutation, load_frequencies
 from trainer.data.pairs import limit_per_paradigm, load_pairs, split_description, split_pairs
 from trainer.data.prepare import open_prepared
+from trainer.data.validation import validation_rows
 from trainer.data.tokenizer import BOS_ID, MASK_ID, NUM_SPECIAL_TOKENS, PAD_ID, load_tokenizer
 from trainer.evaluate import score_pairs, validation_metrics
 from trainer.masking import (
@@ -250,8 +251,6 @@ def train_loop(
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.json").write_text(config.to_json())
-        (out_dir / "data.json").write_text(json.dumps({"data_root": str(Path(data_root).resolve()),
-                                                       "pairs_dir": str(pairs_dir) if pairs_dir else None}))
 
     # --- data ---------------------------------------------------------------
     data = open_prepared(data_root)
@@ -259,8 +258,14 @@ def train_loop(
     total_steps = resolve_max_steps(config, row_words)
     last_step = min(total_steps, stop_at_step or total_steps)
     train_rows = TokenShard(data.train_path)
-    val_rows = TokenShard(data.val_path)
+    # One fixed sample spread over every validation file, the same for every trial.
+    val_indices, validation = validation_rows(data.source_rows("val"), config.val_rows)
+    val_ids = TokenShard(data.val_path).rows(val_indices)
     vocab_size = data.vocab_size
+    if rank == 0:
+        (out_dir / "data.json").write_text(json.dumps({"data_root": str(Path(data_root).resolve()),
+                                                       "pairs_dir": str(pairs_dir) if pairs_dir else None,
+                                                       "validation": validation}))
     counts, ranks = load_frequencies(data.frequencies_path)
     weights_by_token = token_weights(counts, ranks, config.frequency_weighting, NUM_SPECIAL_TOKENS)
     tokenizer = load_tokenizer(data.tokenizer_path)
@@ -322,11 +327,10 @@ def train_loop(
         metrics = dict(extra)
         if rank == 0:
             eval_start = time.perf_counter()
-            val_limit = min(config.val_rows, val_rows.num_rows)
             metrics.update(
                 validation_metrics(
                     ema_model,
-                    val_rows.rows(np.arange(val_limit)),
+                    val_ids,
                     num_rates=config.val_mask_rates,
                     num_special=NUM_SPECIAL_TOKENS,
                     mask_id=MASK_ID,
@@ -388,7 +392,8 @@ def train_loop(
 
         folder = out_dir / checkpoint_name(target)
         provenance = {"words_seen": seen_words, "checkpoint_words": target, "step": state.step,
-                      "data_hash": data.content_hash, "seed": config.seed, "pairs_split": pairs_split}
+                      "data_hash": data.content_hash, "seed": config.seed, "pairs_split": pairs_split,
+                      "validation": validation}
         export_model(ema_model.state_dict(), config, data.tokenizer_path, folder, provenance, overwrite=True)
         with (out_dir / "word_checkpoints.jsonl").open("a") as handle:
             handle.write(json.dumps({"name": folder.name, "path": str(folder), **provenance}) + "\n")

@@ -58,7 +58,7 @@ from .tokenizer import (
 
 # Bump whenever the on-disk layout or the tokenization/packing rules change:
 # it is part of the content hash, so old cache folders are simply not reused.
-FORMAT_VERSION = 2  # 2: per-row word counts
+FORMAT_VERSION = 3  # 2: per-row word counts; 3: each source file's rows per split
 
 MIN_SEQ_LENGTH = 8
 ROWS_PER_BATCH = 8192  # Arrow record batch size (rows) in the shards
@@ -124,6 +124,11 @@ class PreparedData:
     @property
     def words(self) -> Dict[str, int]:
         return dict(self.manifest["words"])
+
+    def source_rows(self, split: str) -> List[Tuple[str, int, int]]:
+        """(file, first row, end row) of each source file with rows in `split`, in shard order."""
+        spans = [(f["path"], *f["rows"][split]) for f in self.manifest["source_files"]]
+        return [(path, start, end) for path, start, end in spans if end > start]
 
     def row_words(self, split: str = "train") -> np.ndarray:
         """Words per row of a split (int64), aligned with the rows of its shard."""
@@ -374,6 +379,11 @@ class _ShardWriter:
         self._carry = data[n * body :].copy()
         self._carry_words = data_words[n * body :].copy()
 
+    @property
+    def stream_tokens(self) -> int:
+        """Stream tokens taken so far (before close: full rows plus the partial row)."""
+        return self.rows * (self.seq_length - 1) + len(self._carry)
+
     def close(self) -> None:
         if len(self._carry):
             row = np.full((1, self.seq_length), PAD_ID, dtype=TOKEN_DTYPE)
@@ -487,6 +497,20 @@ class _SplitEncoder:
         self._lines, self._starts, self._line_words, self._chars = [], [], [], 0
 
 
+def _row_spans(token_spans: List[Tuple[int, int]], body: int) -> List[List[int]]:
+    """Per-file [first row, end row) from per-file [first, end) stream tokens (`body` tokens a
+    row). A row holding the end of one file and the start of the next counts for the later
+    file, so the spans are disjoint and cover the shard; a file without tokens gets [r, r)."""
+    rows = [[start // body, -(-end // body)] for start, end in token_spans]
+    filled = [i for i, (start, end) in enumerate(token_spans) if end > start]
+    for here, after in zip(filled, filled[1:]):
+        rows[here][1] = rows[after][0]
+    for i, (start, end) in enumerate(token_spans):
+        if end == start:
+            rows[i] = [rows[i][0], rows[i][0]]
+    return rows
+
+
 def _frequency_table(counts: np.ndarray) -> pa.Table:
     """Counts and ranks per token id; rank 0 = most frequent, ties by token id.
 
@@ -565,11 +589,17 @@ def _build(
             "train": _SplitEncoder(tok, writers["train"], actual_vocab),
             "val": _SplitEncoder(tok, writers["val"], None),
         }
+        # Each source file's stream tokens per split, so a sample can be spread over files
+        # (trainer/data/validation.py); turned into row spans by _row_spans.
+        spans: Dict[str, List[Tuple[int, int]]] = {split: [] for split in SPLITS}
         with _bar(show_progress, all_bytes, "tokenize + write shards") as bar:
-            for split, starts_document, line, words in _iter_split_lines(sources, val_fraction, bar.update):
-                encoders[split].add(starts_document, line, words)
-            for enc in encoders.values():
-                enc.flush()
+            for src in sources:
+                starts = {split: writers[split].stream_tokens for split in SPLITS}  # encoders are flushed here
+                for split, starts_document, line, words in _iter_split_lines([src], val_fraction, bar.update):
+                    encoders[split].add(starts_document, line, words)
+                for split in SPLITS:
+                    encoders[split].flush()
+                    spans[split].append((starts[split], writers[split].stream_tokens))
         for w in writers.values():
             w.close()
     except BaseException:
@@ -598,8 +628,9 @@ def _build(
         "corpus_path": str(corpus_dir),
         "layout": layout,
         "source_files": [
-            {"path": s.rel, "split": s.split or "by_document_hash", "bytes": s.size, "sha256": s.sha256}
-            for s in sources
+            {"path": s.rel, "split": s.split or "by_document_hash", "bytes": s.size, "sha256": s.sha256,
+             "rows": {split: _row_spans(spans[split], seq_length - 1)[i] for split in SPLITS}}
+            for i, s in enumerate(sources)
         ],
         "settings": {
             "vocab_size": vocab_size,
