@@ -37,21 +37,27 @@ def run_sweep(args, cache_dir, extra_env=None, timeout=900):
 def trial_results(folder: Path) -> dict[str, list[dict]]:
     results = {}
     for path in folder.glob("run_trial_*/result.json"):
-        results[path.parent.name.split("_")[2]] = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+        results["_".join(path.parent.name.split("_")[2:4])] = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
     return results
 
 
 def test_divergent_trial_is_recorded_pruned_and_the_sweep_goes_on(tmp_path, cache_dir):
-    # LAMB at lr=1 without clipping or decay drives the loss to NaN within ~20 steps;
-    # AdamW with the same settings stays finite (both measured).
-    space = tmp_path / "optimizers.yaml"
-    space.write_text("description: which optimizer survives lr=1\nsearch:\n  optimizer: {type: categorical, choices: [adamw, lamb]}\n")
+    # Divergence by arithmetic, not by one CPU's rounding: AdamW's decoupled decay multiplies
+    # every matrix by (1 - lr * weight_decay) each step, i.e. by -9 at lr = 1, wd = 10 (the
+    # learning rate held flat: no warmup, floor 1). After ~20 steps the weights pass 1e18 and
+    # attention scores (products of two of them) overflow float32: the loss is NaN before the
+    # first evaluation at step 40. At lr = 1e-3 the same factor is 0.99 and the Adam step is
+    # 1e-3: finite on any machine.
+    space = tmp_path / "learning_rates.yaml"
+    space.write_text("description: a learning rate that must diverge and one that cannot\n"
+                     "search:\n  lr: {type: categorical, choices: [0.001, 1.0]}\n")
     store = tmp_path / "sweeps"
     secret_env = dict(FAKE_SECRETS)
     result = run_sweep(["--space", str(space), "--search", "random", "--num-samples", "4", "--seed", "0",
-                        "--max-steps", "40", "--evals-per-trial", "4", "--scheduler", "asha", "--storage", str(store),
-                        "--name", "diverge", *TINY, "--set", "lr=1.0", "--set", "grad_clip=0", "--set", "weight_decay=0",
-                        "--set", "beta2=0.5", "--set", "adam_eps=0.01", "--set", "warmup_proportion=0"],
+                        "--max-steps", "80", "--evals-per-trial", "2", "--scheduler", "asha", "--storage", str(store),
+                        "--name", "diverge", *TINY, "--set", "optimizer=adamw", "--set", "grad_clip=0",
+                        "--set", "weight_decay=10", "--set", "warmup_proportion=0", "--set", "cooldown_proportion=0",
+                        "--set", "lr_floor=1"],
                        cache_dir, extra_env=secret_env)
     assert result.returncode == 0, result.stderr[-3000:]
     folder = store / "diverge"
@@ -73,7 +79,7 @@ def test_divergent_trial_is_recorded_pruned_and_the_sweep_goes_on(tmp_path, cach
     assert len(board) == 1 + len(results)
     assert all("DIVERGED" in row and "nan" in row for row in board[-len(diverged):])
     best = json.loads((folder / "best_config.json").read_text())
-    assert best["config"]["optimizer"] == "adamw"
+    assert best["config"]["lr"] == 0.001
     scan_for_secrets(folder, result.stdout + result.stderr)
 
 
