@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from trainer.config import ConfigError, ModelConfig, TrainConfig
+from trainer.errors import UserError
 
 SPACES_DIR = Path(__file__).resolve().parent
 PARAM_TYPES = ("float", "int", "categorical", "bool")
@@ -38,7 +39,7 @@ PARAM_KEYS = {"type", "low", "high", "log", "choices", "grid", "optional", "when
 DEFAULT_GRID_POINTS = 5
 
 
-class SpaceError(ValueError):
+class SpaceError(UserError):
     """A search space is invalid; the message is one line."""
 
 
@@ -67,6 +68,23 @@ class Param:
             ratio = math.log(self.high / self.low)
             return [self.low * math.exp(ratio * i / (DEFAULT_GRID_POINTS - 1)) for i in range(DEFAULT_GRID_POINTS)]
         return [self.low + (self.high - self.low) * i / (DEFAULT_GRID_POINTS - 1) for i in range(DEFAULT_GRID_POINTS)]
+
+    def as_data(self) -> dict[str, Any]:
+        """The parameter as its space file writes it (parse_space reads it back unchanged)."""
+        data: dict[str, Any] = {"type": self.type}
+        if self.type in ("float", "int"):
+            data.update(low=self.low, high=self.high)
+            if self.log:
+                data["log"] = True
+        if self.type == "categorical":
+            data["choices"] = list(self.choices)
+        if self.grid:
+            data["grid"] = list(self.grid)
+        if self.optional:
+            data["optional"] = True
+        if self.when:
+            data["when"] = dict(self.when)
+        return data
 
     def describe(self) -> str:
         if self.type in ("float", "int"):
@@ -136,6 +154,11 @@ class SearchSpace:
     @property
     def has_conditions(self) -> bool:
         return any(p.when for p in self.params)
+
+    def as_data(self) -> dict[str, Any]:
+        """The space as its file writes it: {description, fixed, search: {name: parameter}}."""
+        return {"description": self.description, "fixed": dict(self.fixed),
+                "search": {p.name: p.as_data() for p in self.params}}
 
     def describe(self) -> str:
         lines = [f"{self.name}: {self.description}"]

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -345,6 +346,41 @@ def test_two_processes_prepare_concurrently(tmp_path):
     root = Path(results[0][0])
     assert entries == [root.name, root.name + ".lock"]
     open_prepared(root, verify_hashes=True)
+
+
+def _hold_lock(path, ready, release):
+    from filelock import FileLock
+
+    with FileLock(path, preserve_lock_file=True):
+        ready.set()
+        release.wait(60)
+
+
+def test_a_lock_held_too_long_is_one_clear_error(tmp_path):
+    # A builder that never releases (its node died on a shared filesystem) must not hang us.
+    corpus = tmp_path / "c"
+    rng = random.Random(6)
+    write_docs(corpus / "a.train", make_docs(rng, 40, "t"))
+    write_docs(corpus / "a.dev", make_docs(rng, 10, "d"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    # The lock's name is the content hash's prefix: find it from a build elsewhere.
+    name = run_prepare(corpus, tmp_path / "probe").root.name
+    ctx = mp.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(cache / f"{name}.lock"), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        started = time.monotonic()
+        with pytest.raises(DataError, match=r"has held .*\.lock for over 0\.5 s .* delete that file and retry"):
+            run_prepare(corpus, cache, lock_timeout_s=0.5)
+        assert time.monotonic() - started < 30
+        assert not (cache / name).exists()
+    finally:
+        release.set()
+        holder.join(60)
+    assert run_prepare(corpus, cache, lock_timeout_s=5).root.name == name  # released: it builds
 
 
 def test_truncated_or_corrupted_shard(tmp_path):

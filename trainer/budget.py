@@ -17,6 +17,7 @@ import re
 import numpy as np
 
 from trainer.data.dataset import epoch_permutation
+from trainer.errors import UserError
 
 # The challenge's checkpoint schedule: every 1M words up to 10M, every 10M up to
 # 100M, every 100M up to 1B (as far as a run goes).
@@ -29,7 +30,7 @@ BABYLM_CHECKPOINT_WORDS: tuple[int, ...] = tuple(
 _SUFFIX = {"": 1, "k": 1_000, "m": 1_000_000, "b": 1_000_000_000}
 
 
-class BudgetError(ValueError):
+class BudgetError(UserError):
     """A budget the run must not start with; one line."""
 
 

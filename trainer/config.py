@@ -21,12 +21,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from trainer.errors import UserError
+
 Schedule = Literal["linear", "cosine", "cosine_squared", "gaussian", "bimodal_gaussian", "log_linear"]
 SCHEDULES: tuple[str, ...] = Schedule.__args__  # type: ignore[attr-defined]
 PresetName = Literal["tiny", "small", "base"]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A configuration value is invalid. The message is one line naming the field."""
 
 

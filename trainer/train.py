@@ -24,9 +24,10 @@ from trainer.config import ConfigError, TrainConfig
 from trainer.data.pairs import PairsError
 from trainer.data.prepare import DataError
 from trainer.data.sources import default_cache_dir, resolve_data
+from trainer.errors import UserError
 from trainer.loop import CheckpointError, check_resume_compatible
 
-class ClusterError(ValueError):
+class ClusterError(UserError):
     """The Ray cluster cannot run what was asked (unreachable, missing resources); one line."""
 
 
@@ -82,28 +83,23 @@ def connect_ray(num_cpus: int | None = None, include_dashboard: bool = False) ->
     return True
 
 
-def ray_train_worker(loop_config: dict) -> None:
-    """Body of each Ray Train worker: rebuild the config and run the shared loop."""
-    import ray.train
-    import ray.train.torch
+def run_worker(loop_config: dict, report, checkpoint=None, device=None) -> None:
+    """The one body of every worker: a Ray Train worker (`ray_train_worker`) and a sweep's
+    inline trial (sweeps/trial.py) both call it, each with its own `report(metrics,
+    checkpoint_dir)` and the checkpoint Ray handed it (None on a fresh start).
 
-    from trainer.loop import train_loop
+    `loop_config` is plain data so it crosses process boundaries: the config's dict, data
+    and output folders, an optional `resume_from`, the CPUs reserved, and the sweep's
+    objectives (reported as NaN when the run diverges)."""
+    import torch
+
+    from trainer.loop import TrainingDiverged, train_loop
 
     config = TrainConfig.parse(loop_config["config"])
     # One intra-op thread per reserved CPU: more threads than cores makes every matmul
     # wait for a descheduled thread when several workers share a machine.
-    import torch
-
     torch.set_num_threads(max(1, int(loop_config.get("cpus_per_worker", 1))))
-    checkpoint = ray.train.get_checkpoint()
     resume_context = checkpoint.as_directory() if checkpoint else nullcontext(loop_config.get("resume_from"))
-
-    def report(metrics: dict, checkpoint_dir) -> None:
-        ray_checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
-        ray.train.report(metrics, checkpoint=ray_checkpoint)
-
-    from trainer.loop import TrainingDiverged
-
     with resume_context as resume_from:
         try:
             train_loop(
@@ -113,13 +109,26 @@ def ray_train_worker(loop_config: dict) -> None:
                 pairs_dir=loop_config.get("pairs_dir"),
                 resume_from=resume_from,
                 report=report,
-                device=ray.train.torch.get_device(),
+                device=device,
                 show_progress=False,
             )
         except TrainingDiverged as exc:
             # Every rank sees the same (all-reduced) loss, so all of them stop here; a
-            # restart would only diverge again, so this ends the run with its reason.
+            # restart would only diverge again, so this ends the run with its reason (the
+            # searcher records it as failed, the scheduler skips its NaN objectives).
             report(exc.as_metrics(tuple(loop_config.get("objectives", ()))), None)
+
+
+def ray_train_worker(loop_config: dict) -> None:
+    """Body of each Ray Train worker: `run_worker` reporting through Ray Train."""
+    import ray.train
+    import ray.train.torch
+
+    def report(metrics: dict, checkpoint_dir) -> None:
+        ray_checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        ray.train.report(metrics, checkpoint=ray_checkpoint)
+
+    run_worker(loop_config, report, ray.train.get_checkpoint(), ray.train.torch.get_device())
 
 
 def build_torch_trainer(
@@ -196,13 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-words", help="budget in words of training text seen, e.g. 10M (replaces --max-steps)")
     parser.add_argument("--checkpoint-words", help="'babylm' (every 1M to 10M, 10M to 100M, 100M to 1B) or a list "
                         "like 1M,2M,5M: export a model folder chck_<N>M at each")
-    parser.add_argument("--seed", type=int)
+    parser.add_argument("--seed", type=int, help="training seed (default: the config's)")
     parser.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override any config field")
     parser.add_argument("--out", default="runs/train", help="output folder (metrics.jsonl, checkpoints)")
     parser.add_argument("--resume", help="checkpoint folder to continue from")
     parser.add_argument("--workers", type=int, default=1, help="Ray Train workers (1 = this process)")
-    parser.add_argument("--cpus-per-worker", type=float, default=1.0)
-    parser.add_argument("--gpus-per-worker", type=float, default=0.0)
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs each worker reserves")
+    parser.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each worker reserves")
     parser.add_argument("--cache-dir", help=f"data cache (default: {default_cache_dir()})")
     parser.add_argument("--threads", type=int, help="torch intra-op threads for a single-process run (default: all cores; "
                         "use 1 when other work shares the CPU: a descheduled second thread stalls every matmul)")

@@ -12,8 +12,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainer.errors import UserError
 
-class PairsError(ValueError):
+
+class PairsError(UserError):
     """Bad minimal-pair input; the message is one line."""
 
 

@@ -10,7 +10,7 @@ Output (one folder per distinct corpus content + settings)::
         val_row_words.npy     same, validation split
         frequencies.parquet   token_id, count, rank over the train split
         manifest.json         written last; its presence marks a complete build
-    <cache_dir>/<content_hash[:16]>.lock   flock target serialising builders
+    <cache_dir>/<content_hash[:16]>.lock   file lock serialising builders (filelock)
 
 Token ids are stored as int32: uint16 would halve the files but caps the
 vocabulary at 65536 and needs care when converting to torch (no uint16 tensor
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import codecs
 import datetime as _dt
-import fcntl
 import hashlib
 import itertools
 import json
@@ -35,17 +34,20 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pyarrow as pa
+from filelock import FileLock, Timeout
 import pyarrow.parquet as pq
 import tokenizers
 from tqdm import tqdm
 
 from trainer.cli import ArgumentParser
+from trainer.errors import UserError
 from .tokenizer import (
     BOS_ID,
     EOS_ID,
@@ -79,7 +81,7 @@ MANIFEST_FILE = "manifest.json"
 SPLITS = ("train", "val")
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Bad corpus, bad settings, or a damaged cache. The message is one line."""
 
 
@@ -680,11 +682,15 @@ def prepare_corpus(
     seq_length: int = 128,
     val_fraction: float = 0.05,
     show_progress: bool = True,
+    lock_timeout_s: float | None = None,
 ) -> PreparedData:
     """Tokenize a corpus into a content-addressed cache folder (or reuse it).
 
     Safe to call from several processes at once: builders of the same content
-    serialise on a lock file and the loser reuses the winner's folder.
+    serialise on a lock file and the loser reuses the winner's folder. A lock held
+    longer than `lock_timeout_s` ($MDLM_LOCK_TIMEOUT_S, default 1800 s: several builds
+    of a 100M-word corpus) is reported as a DataError instead of waiting forever (a
+    builder on a dead node of a shared filesystem never releases it).
     """
     started = time.time()
     _check_settings(vocab_size, seq_length, val_fraction)
@@ -717,10 +723,11 @@ def prepare_corpus(
         cache_dir.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise DataError(f"cache path {cache_dir} exists and is not a folder; pass a folder for --cache-dir") from None
-    # The lock file is never deleted: unlinking it would let a late process
-    # lock a fresh inode while another still holds the old one.
-    with open(cache_dir / f"{content_hash[:16]}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+    # The lock file is never deleted (preserve_lock_file): unlinking it would let a late
+    # process lock a fresh inode while another still holds the old one.
+    lock_path = cache_dir / f"{content_hash[:16]}.lock"
+    timeout = float(os.environ.get("MDLM_LOCK_TIMEOUT_S", 1800)) if lock_timeout_s is None else lock_timeout_s
+    with _held(lock_path, timeout):
         if final.exists():  # someone else built it while we waited
             return _reuse(final, content_hash)
         # Only the lock holder builds this hash, so leftovers are from killed builds.
@@ -743,6 +750,21 @@ def prepare_corpus(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return PreparedData(root=final, manifest=manifest)
+
+
+@contextmanager
+def _held(lock_path: Path, timeout: float):
+    """Hold the builders' lock, or fail with one line after `timeout` seconds of waiting."""
+    lock = FileLock(lock_path, timeout=timeout, preserve_lock_file=True, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise DataError(f"another process has held {lock_path} for over {timeout:g} s while preparing this corpus; "
+                        f"if no preparation is running (e.g. its node died), delete that file and retry") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _reuse(final: Path, content_hash: str) -> PreparedData:
@@ -815,8 +837,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     parser.add_argument("corpus_dir", help="folder with *.train/*.dev (BabyLM) or *.txt files, searched recursively")
     parser.add_argument("--cache-dir", required=True, help="where prepared data folders are kept")
-    parser.add_argument("--vocab-size", type=int, default=16384)
-    parser.add_argument("--seq-length", type=int, default=128)
+    parser.add_argument("--vocab-size", type=int, default=16384, help="BPE vocabulary size")
+    parser.add_argument("--seq-length", type=int, default=128, help="tokens per packed row")
     parser.add_argument("--val-fraction", type=float, default=0.05, help="held-out share of documents (txt layout)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = parser.parse_args(argv)
