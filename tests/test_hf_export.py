@@ -4,6 +4,7 @@ A tiny model is trained for a few steps on the built-in corpus and exported once
 time-conditioning policy. One subprocess, in which our package cannot be imported, loads every
 folder the way the BabyLM pipeline does and writes logits, hidden states and pipeline-style
 pseudo-log-likelihoods; this process compares them with the trainer's own model and `score_pairs`.
+The network in the folder is `trainer/model.py` itself (`mdlm_model.py`, byte for byte).
 """
 
 import json
@@ -11,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +25,7 @@ from trainer.data.sources import resolve_data
 from trainer.data.tokenizer import BOS_ID, MASK_ID, NUM_SPECIAL_TOKENS, PAD_ID, load_tokenizer
 from trainer.evaluate import eval_time, pseudo_log_likelihoods, score_pairs
 from trainer.export import ExportError, export_model, main as export_main
+import trainer.model as trainer_model
 from trainer.loop import load_checkpoint, train_loop
 from trainer.model import build_model
 
@@ -36,7 +39,7 @@ TOLERANCE = 1e-4  # fp32: the same operations in the same order; observed differ
 # Run in a fresh interpreter from a temporary folder: blocks our packages, then loads every
 # exported folder exactly as the pipeline does and saves what it computed.
 LOADER = r'''
-import importlib.abc, json, sys
+import importlib.abc, json, os, sys
 
 class BlockProject(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
@@ -54,6 +57,7 @@ else:
 
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoProcessor, AutoTokenizer
+from transformers.dynamic_module_utils import HF_MODULES_CACHE, TRANSFORMERS_DYNAMIC_MODULE_NAME, check_imports
 
 torch.set_num_threads(1)
 spec = json.load(open(sys.argv[1]))
@@ -92,6 +96,10 @@ def pipeline_pll(model, tokenizer, sentences, chunk=64):
 
 results = {}
 for name, folder in spec["folders"].items():
+    # What transformers checks in every code file it loads from the Hub (the local loader checks only
+    # the auto_map files): each import must be installed. The project is blocked here, so an import
+    # of it fails too (also one inside `if TYPE_CHECKING:`, which transformers' scan does not skip).
+    relative_imports = {f: sorted(check_imports(os.path.join(folder, f))) for f in sorted(os.listdir(folder)) if f.endswith(".py")}
     tokenizer = AutoTokenizer.from_pretrained(folder)
     processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
     config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
@@ -110,6 +118,10 @@ for name, folder in spec["folders"].items():
         reading = tokenizer(spec["texts"][1] + tokenizer.mask_token * 3, return_tensors="pt")
         reading_logits = mlm(**reading, return_dict=True).logits
     results[name] = {
+        "relative_imports": relative_imports,
+        # The files transformers copied into its module cache and imported the classes from.
+        "dynamic_files": sorted(os.listdir(os.path.join(HF_MODULES_CACHE, TRANSFORMERS_DYNAMIC_MODULE_NAME, os.path.basename(folder)))),
+        "network_modules": [type(mlm.model.network).__module__, type(base.network).__module__],
         "config_class": type(config).__name__,
         "policy": config.eval_time_conditioning,
         "hidden_size": config.hidden_size,
@@ -181,21 +193,23 @@ def test_export_contents_and_safetensors(run, tmp_path):
     out = export_model(run["ema"], run["config"], run["data"].prepared.tokenizer_path, tmp_path / "model", {"trial": "t1"})
     names = {p.name for p in out.iterdir()}
     assert names == {
-        "config.json", "configuration_mdlm.py", "modeling_mdlm.py", "model.safetensors",
+        "config.json", "configuration_mdlm.py", "modeling_mdlm.py", "mdlm_model.py", "model.safetensors",
         "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "README.md",
     }
+    # The network is the trainer's own file, byte for byte.
+    assert (out / "mdlm_model.py").read_bytes() == Path(trainer_model.__file__).read_bytes()
     config = json.loads((out / "config.json").read_text())
     assert config["auto_map"]["AutoModelForMaskedLM"] == "modeling_mdlm.MdlmForMaskedLM"
     assert config["eval_time_conditioning"] == "mask_fraction" and config["eval_fixed_rate"] == FIXED_RATE
-    # Self-contained: the templates import nothing from the project.
-    for name in ("configuration_mdlm.py", "modeling_mdlm.py"):
-        assert "trainer" not in "".join(l for l in (out / name).read_text().splitlines() if l.startswith(("import", "from")))
+    # Self-contained: the shipped code imports nothing from the project.
+    for name in ("configuration_mdlm.py", "modeling_mdlm.py", "mdlm_model.py"):
+        assert "trainer" not in "".join(l for l in (out / name).read_text().splitlines() if l.lstrip().startswith(("import", "from")))
     weights = load_file(out / "model.safetensors")
-    assert "classifier.decoder.weight" not in weights  # tied: stored once
+    assert "model.network.classifier.decoder.weight" not in weights  # tied: stored once
+    assert len(weights) == len(run["ema"]) - 1
     for key, value in run["ema"].items():
         if key != "classifier.decoder.weight":
-            hf_key = key if key.startswith("classifier.") else f"model.{key}"
-            assert torch.equal(weights[hf_key], value), key
+            assert torch.equal(weights[f"model.network.{key}"], value), key
     card = (out / "README.md").read_text()
     assert '"trial": "t1"' in card and '"eval_time_conditioning": "mask_fraction"' in card
     tokenizer_config = json.loads((out / "tokenizer_config.json").read_text())
@@ -269,6 +283,12 @@ def trainer_logits(model, noisy, ids, masked, policy, fixed_rate=FIXED_RATE):
 
 def test_loads_without_project_and_pipeline_calls(loaded, run):
     for name, result in loaded["results"].items():
+        # transformers found the network through the relative import, copied it and ran it.
+        assert result["relative_imports"] == {
+            "configuration_mdlm.py": [], "mdlm_model.py": [], "modeling_mdlm.py": ["configuration_mdlm", "mdlm_model"],
+        }
+        assert {"configuration_mdlm.py", "modeling_mdlm.py", "mdlm_model.py"} <= set(result["dynamic_files"])
+        assert all(module.endswith(".mdlm_model") for module in result["network_modules"]), result["network_modules"]
         assert result["config_class"] == "MdlmConfig"
         for info in (result["mlm_loading"], result["base_loading"]):
             assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}, (name, info)

@@ -373,3 +373,78 @@ def test_bf16_autocast_cpu() -> None:
         low = model(ids, attention_mask=mask, mask_rate=rate).float()
     full = model(ids, attention_mask=mask, mask_rate=rate)
     assert (low - full).abs().max() < 0.1 * full.abs().max()
+
+
+# --- self-contained: the Hugging Face export ships this file verbatim ----------------------
+
+STANDALONE = r"""
+import importlib.abc, json, os, sys
+from types import SimpleNamespace
+
+
+class BlockProject(importlib.abc.MetaPathFinder):
+    # The editable install would otherwise find our packages from anywhere.
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("trainer", "sweeps", "search_spaces"):
+            raise ImportError(f"{name} is blocked: model.py must not import the project")
+        return None
+
+
+sys.meta_path.insert(0, BlockProject())
+folder, config, out, project = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
+assert project not in [os.path.realpath(p) for p in sys.path] and "" not in sys.path, sys.path
+sys.path.insert(0, folder)
+import torch
+import copied_model
+
+torch.manual_seed(0)
+model = copied_model.build_model(SimpleNamespace(**config), 50).eval()
+ids = torch.arange(2 * 20).reshape(2, 20) % 50
+keep = torch.ones(2, 20, dtype=torch.bool)
+keep[1, 15:] = False
+with torch.no_grad():
+    logits = model(ids, keep, torch.tensor([0.2, 0.7]))
+torch.save({"state": model.state_dict(), "logits": logits}, out)
+"""
+
+
+def test_model_file_imports_nothing_from_the_project(tmp_path) -> None:
+    """trainer/model.py, copied alone to a folder, imports and runs with the project unreachable
+    (not on sys.path, its packages blocked), from a plain attribute namespace instead of
+    ModelConfig, and builds the very same network."""
+    import ast
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import trainer.model
+
+    source = Path(trainer.model.__file__)
+    project = Path(__file__).resolve().parents[1]
+    # Every import anywhere in the file (inside `if TYPE_CHECKING:` too: transformers' remote-code
+    # check reads those) is the standard library or torch.
+    tree = ast.parse(source.read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 0}
+    assert not any(isinstance(node, ast.ImportFrom) and node.level > 0 for node in ast.walk(tree))
+    assert imported - set(sys.stdlib_module_names) == {"torch"}, imported
+
+    (tmp_path / "copied_model.py").write_bytes(source.read_bytes())
+    out = tmp_path / "out.pt"
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", STANDALONE, str(tmp_path), json.dumps(TINY.model_dump()), str(out), str(project)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={"OMP_NUM_THREADS": "1", "PATH": ""},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    standalone = torch.load(out)
+
+    model = make_model(seed=0).eval()
+    state = model.state_dict()
+    assert list(standalone["state"]) == list(state)
+    assert all(torch.equal(standalone["state"][k], v) for k, v in state.items())
+    ids = torch.arange(2 * 20).reshape(2, 20) % VOCAB
+    keep = torch.ones(2, 20, dtype=torch.bool)
+    keep[1, 15:] = False
+    with torch.no_grad():
+        assert torch.equal(model(ids, keep, torch.tensor([0.2, 0.7])), standalone["logits"])

@@ -12,8 +12,15 @@ The folder loads with transformers 4.51.3 (the pipeline's pin) and `trust_remote
     config.json               model_type "mdlm_diffusion", auto_map (AutoConfig / AutoModel /
                               AutoModelForMaskedLM), sizes, and the evaluation time-conditioning policy
     configuration_mdlm.py     copied from trainer/hf_model/ (imports only transformers)
-    modeling_mdlm.py          copied from trainer/hf_model/ (imports only torch and transformers)
-    model.safetensors         EMA weights by default; the tied output matrix is stored once
+    modeling_mdlm.py          copied from trainer/hf_model/: a thin transformers wrapper (time policy,
+                              padding mask, SUBS logits, output classes, weight tying) around the network,
+                              which it imports relatively (`from .mdlm_model import ...`), so that
+                              transformers' remote-code loader copies mdlm_model.py along with it
+    mdlm_model.py             trainer/model.py byte for byte (it imports only torch and the standard
+                              library): the exported model runs the trainer's own network code
+    model.safetensors         EMA weights by default, written with the safetensors library, named
+                              `model.network.<the trainer's parameter name>`; the tied output matrix is
+                              stored once (transformers re-ties it)
     tokenizer.json            the run's BPE tokenizer plus a post-processor adding <s> first, as the
                               trainer encodes a sentence for pair scoring ([BOS] + ids, no EOS)
     tokenizer_config.json     PreTrainedTokenizerFast, special tokens, model_max_length = seq_length
@@ -21,7 +28,7 @@ The folder loads with transformers 4.51.3 (the pipeline's pin) and `trust_remote
     README.md                 model card: training config and provenance
 
 Written into a temporary folder beside the target and renamed into place, so a reader never sees a
-half-written export. transformers is not needed here (the weights file is written directly).
+half-written export. transformers is not needed here (safetensors writes the weights file).
 """
 
 from __future__ import annotations
@@ -30,15 +37,16 @@ import argparse
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 from tokenizers import processors
 
 from trainer.config import ConfigError, TrainConfig
+from trainer.errors import UserError
 from trainer.data.prepare import MANIFEST_FILE, TOKENIZER_FILE, DataError, open_prepared
 from trainer.data.tokenizer import (
     BOS_ID,
@@ -61,20 +69,16 @@ __all__ = ["ExportError", "export_model", "main"]
 MODEL_TYPE = "mdlm_diffusion"
 TEMPLATE_DIR = Path(__file__).with_name("hf_model")
 TEMPLATE_FILES = ("configuration_mdlm.py", "modeling_mdlm.py")
+# The network itself: trainer/model.py, shipped verbatim under the name modeling_mdlm.py imports.
+NETWORK_SOURCE = Path(__file__).with_name("model.py")
+NETWORK_FILE = "mdlm_model.py"
+NETWORK_PREFIX = "model.network."  # where MdlmModel / MdlmForMaskedLM hold the DiffusionLM
 WEIGHTS_FILE = "model.safetensors"
 CHECKPOINT_FILE = "state.pt"  # as trainer/loop.py writes it (not imported: the loop imports this module)
 TIED_KEY = "classifier.decoder.weight"  # same tensor as embedding.word_embedding.weight
-SAFETENSORS_DTYPES = {
-    torch.float32: "F32",
-    torch.float16: "F16",
-    torch.bfloat16: "BF16",
-    torch.float64: "F64",
-    torch.int64: "I64",
-    torch.int32: "I32",
-}
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """The export cannot be made from these inputs; the message is one line."""
 
 
@@ -124,7 +128,7 @@ def hf_config(config: TrainConfig, vocab_size: int, dtype: torch.dtype) -> dict:
 
 
 def hf_state_dict(model_state: dict, config: TrainConfig) -> tuple[dict, int]:
-    """DiffusionLM state dict -> MdlmForMaskedLM names (encoder under `model.`), and the vocab size.
+    """DiffusionLM state dict -> MdlmForMaskedLM names (`model.network.` + the trainer's), and the vocab size.
 
     Checked against a DiffusionLM built on the meta device (no memory), so a state dict of
     another architecture fails here with its first differing key instead of in transformers.
@@ -145,38 +149,13 @@ def hf_state_dict(model_state: dict, config: TrainConfig) -> tuple[dict, int]:
     if not torch.equal(model_state[TIED_KEY], model_state["embedding.word_embedding.weight"]):
         raise ExportError("the output projection is not tied to the word embedding")
     # The tied matrix is stored once (safetensors refuses shared tensors); transformers re-ties it.
-    renamed = {
-        (name if name.startswith("classifier.") else f"model.{name}"): tensor
-        for name, tensor in model_state.items()
-        if name != TIED_KEY
-    }
+    renamed = {f"{NETWORK_PREFIX}{name}": tensor for name, tensor in model_state.items() if name != TIED_KEY}
     return renamed, vocab_size
 
 
 def write_safetensors(tensors: dict, path: Path) -> None:
-    """The safetensors layout: u64 header size, JSON header (8-byte aligned), raw little-endian data."""
-    header: dict = {"__metadata__": {"format": "pt"}}  # transformers refuses files without format=pt
-    arrays = []
-    offset = 0
-    for name in sorted(tensors):
-        tensor = tensors[name].detach().to("cpu").contiguous()
-        if tensor.dtype not in SAFETENSORS_DTYPES:
-            raise ExportError(f"'{name}' has dtype {tensor.dtype}, which this export does not write")
-        data = tensor.reshape(-1).view(torch.uint8).numpy()
-        header[name] = {
-            "dtype": SAFETENSORS_DTYPES[tensor.dtype],
-            "shape": list(tensor.shape),
-            "data_offsets": [offset, offset + data.nbytes],
-        }
-        offset += data.nbytes
-        arrays.append(data)
-    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    raw += b" " * (-len(raw) % 8)
-    with open(path, "wb") as handle:
-        handle.write(struct.pack("<Q", len(raw)))
-        handle.write(raw)
-        for data in arrays:
-            handle.write(data.tobytes())
+    """model.safetensors via the safetensors library, with the format=pt metadata transformers requires."""
+    save_file({name: tensor.detach().to("cpu").contiguous() for name, tensor in tensors.items()}, str(path), metadata={"format": "pt"})
 
 
 def tokenizer_files(tokenizer_path: Path, vocab_size: int, seq_length: int) -> dict[str, str]:
@@ -353,6 +332,7 @@ def export_model(
         tmp.mkdir()
         for name in TEMPLATE_FILES:
             shutil.copyfile(TEMPLATE_DIR / name, tmp / name)
+        shutil.copyfile(NETWORK_SOURCE, tmp / NETWORK_FILE)
         for name, text in files.items():
             (tmp / name).write_text(text + ("" if text.endswith("\n") else "\n"), encoding="utf-8")
         write_safetensors(tensors, tmp / WEIGHTS_FILE)

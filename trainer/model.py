@@ -14,22 +14,45 @@ Read top to bottom:
 
 Plain PyTorch: no file I/O, no distributed code. Every parameter takes part in a normal
 (conditioned) forward pass, so DDP needs no `find_unused_parameters`.
+
+Self-contained: this file imports only torch and the standard library, never the rest of the
+project, because `trainer/export.py` ships it byte for byte in every Hugging Face export (as
+`mdlm_model.py`, beside a thin transformers wrapper). The network takes any object with the
+attributes listed in `ArchitectureConfig`; `trainer.config.ModelConfig` is the one the trainer
+passes. (Not even a `TYPE_CHECKING` import of it: transformers' remote-code loader lists the
+imports inside `if` blocks too, and would demand the training package.)
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainer.config import ModelConfig
-
-__all__ = ["DiffusionLM", "build_model", "count_parameters", "log_bucket_position"]
+__all__ = ["ArchitectureConfig", "DiffusionLM", "build_model", "count_parameters", "log_bucket_position"]
 
 LAYER_NORM_EPS = 1e-5
+
+
+class ArchitectureConfig(Protocol):
+    """What the network reads from its config (the fields of `trainer.config.ModelConfig`)."""
+
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    position_bucket_size: int
+    max_position: int
+    dropout: float
+    attention_dropout: float
+    time_conditioning: bool
+    cond_dim: int
+    time_embedding_dim: int
+    time_input_scale: float
 
 
 # --------------------------------------------------------------------------------------
@@ -114,7 +137,7 @@ def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
 class Embedding(nn.Module):
     """Word embedding (LN, dropout; no absolute positions) and the relative-position table."""
 
-    def __init__(self, config: ModelConfig, vocab_size: int):
+    def __init__(self, config: ArchitectureConfig, vocab_size: int):
         super().__init__()
         d = config.hidden_size
         self.word_embedding = nn.Embedding(vocab_size, d)
@@ -142,7 +165,7 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tens
 class TimeEmbedding(nn.Module):
     """Mask rate -> conditioning vector c (B, cond_dim) that drives every AdaLN modulation."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ArchitectureConfig):
         super().__init__()
         self.frequency_dim = config.time_embedding_dim
         # The rate lives in [0, 1]; with max period 10000 most sinusoid features would be
@@ -172,7 +195,7 @@ class Attention(nn.Module):
     the content part and the softmax run in PyTorch's fused kernels.
     """
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ArchitectureConfig):
         super().__init__()
         d = config.hidden_size
         self.num_heads = config.num_heads
@@ -241,7 +264,7 @@ class Attention(nn.Module):
 class FeedForward(nn.Module):
     """GeGLU MLP with a LayerNorm before the down projection (LTG-BERT). Input already normed."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ArchitectureConfig):
         super().__init__()
         self.up = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
         self.inner_norm = norm(config.intermediate_size)
@@ -259,7 +282,7 @@ class Block(nn.Module):
     and gates its residual branch (DiT). The gates start at 0, so every layer starts as the
     identity and the conditioning is learned from there."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ArchitectureConfig):
         super().__init__()
         d = config.hidden_size
         self.attention_norm = norm(d)
@@ -286,7 +309,7 @@ class Block(nn.Module):
 class Head(nn.Module):
     """LTG-BERT's MLM head: LN -> Linear -> GELU -> LN -> dropout -> tied projection to V."""
 
-    def __init__(self, config: ModelConfig, vocab_size: int):
+    def __init__(self, config: ArchitectureConfig, vocab_size: int):
         super().__init__()
         d = config.hidden_size
         self.in_norm = norm(d)
@@ -308,7 +331,7 @@ class Head(nn.Module):
 class DiffusionLM(nn.Module):
     """Masked-diffusion denoiser: token ids (with [MASK]s) -> logits over the vocabulary."""
 
-    def __init__(self, config: ModelConfig, vocab_size: int):
+    def __init__(self, config: ArchitectureConfig, vocab_size: int):
         super().__init__()
         self.config = config
         self.vocab_size = vocab_size
@@ -420,5 +443,5 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def build_model(config: ModelConfig, vocab_size: int) -> DiffusionLM:
+def build_model(config: ArchitectureConfig, vocab_size: int) -> DiffusionLM:
     return DiffusionLM(config, vocab_size)
