@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from argparse import Namespace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -89,11 +88,12 @@ def run_grid(space_file: Path, plan: dict, storage: Path) -> tuple[dict, dict, f
         table[point_key(lines[0]["config"])] = [
             {"step": r["step"], "tokens": r["tokens"], METRIC: r[METRIC]} for r in lines
         ]
-    sweep = json.loads((storage / "grid" / "sweep.json").read_text())
-    return table, sweep, wall
+    from sweeps.spec import SweepSpec
+
+    return table, SweepSpec.load(str(storage / "grid")), wall
 
 
-def check_replay(table: dict, sweep: dict) -> dict:
+def check_replay(table: dict, spec) -> dict:
     """Retrain one grid point to its first evaluation here: same val_nelbo as the grid's?"""
     import torch
 
@@ -102,11 +102,11 @@ def check_replay(table: dict, sweep: dict) -> dict:
 
     torch.set_num_threads(1)  # as the inline trial ran
     key = sorted(table)[0]
-    config = trial_config({"schedule": key[0], "derivative_power": key[1]}, sweep["base_config"])
+    config = trial_config({"schedule": key[0], "derivative_power": key[1]}, spec)
     first = table[key][0]
     reports: list[dict] = []
     with tempfile.TemporaryDirectory() as out:
-        train_loop(config, sweep["data_root"], out, pairs_dir=sweep["pairs_dir"], show_progress=False,
+        train_loop(config, spec.data.data_root, out, pairs_dir=spec.data.pairs_dir, show_progress=False,
                    report=lambda metrics, _: reports.append(metrics), stop_at_step=first["step"])
     return {"point": list(key), "step": first["step"], "grid": first[METRIC], "rerun": reports[-1][METRIC],
             "abs_diff": abs(first[METRIC] - reports[-1][METRIC])}
@@ -125,23 +125,24 @@ def replay_trial(config: dict, table: dict) -> None:
         tune.report({**report, "started_at": started_at})
 
 
-def run_searcher(search: str, seed: int, samples: int, space_file: Path, sweep: dict, table: dict, storage: Path) -> list[dict]:
+def run_searcher(search: str, seed: int, samples: int, space_file: Path, spec, table: dict, storage: Path) -> list[dict]:
     """One Tune run of `search`+ASHA; returns the trials in the order they ran, with their reports."""
     from ray import tune
 
     from search_spaces import load_space
-    from sweeps.run import build_scheduler, build_search
-    from trainer.config import TrainConfig
+    from sweeps.spec import Objective, SearchSettings, SpaceSpec
+    from sweeps.tuning import build_scheduler, build_search
 
-    space = load_space(str(space_file))
-    config = TrainConfig.parse(sweep["base_config"])
-    searcher, _ = build_search(
-        Namespace(search=search, seed=seed, num_samples=samples, max_concurrent=1, search_optional=False), space, METRIC, MODE
+    replay = spec.with_changes(
+        space=SpaceSpec.of(load_space(str(space_file))),
+        search=SearchSettings(algorithm=search, scheduler="asha", seed=seed, num_samples=samples, max_concurrent=1),
+        objectives=(Objective(metric=METRIC, mode=MODE),),
     )
+    searcher, _ = build_search(replay)
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(replay_trial, table=table), {"CPU": 1}),
         tune_config=tune.TuneConfig(
-            metric=METRIC, mode=MODE, search_alg=searcher, scheduler=build_scheduler("asha", config),
+            metric=METRIC, mode=MODE, search_alg=searcher, scheduler=build_scheduler(replay),
             num_samples=samples, max_concurrent_trials=1, reuse_actors=True,
         ),
         run_config=tune.RunConfig(name=f"{search}-{seed}", storage_path=str(storage), verbose=0),
@@ -192,14 +193,17 @@ def main(argv=None) -> int:
             # Replay a grid trained earlier (same plan): the searchers' part alone, in seconds.
             saved = json.loads(Path(args.load_table).read_text())
             table = {(k.split("|")[0], float(k.split("|")[1])): v for k, v in saved["table"].items()}
-            sweep, grid_wall = saved["sweep"], saved["grid_wall_s"]
+            from sweeps.spec import SweepSpec
+
+            sweep, grid_wall = SweepSpec.model_validate(saved["sweep"]), saved["grid_wall_s"]
             space_file.write_text(space_text(sorted({k[0] for k in table}), sorted({k[1] for k in table})))
             plan["steps"] = max(r["step"] for reports in table.values() for r in reports)
         else:
             table, sweep, grid_wall = run_grid(space_file, plan, tmp / "sweeps")
         if args.save_table:
             Path(args.save_table).write_text(json.dumps({
-                "table": {f"{k[0]}|{k[1]}": v for k, v in table.items()}, "sweep": sweep, "grid_wall_s": grid_wall}))
+                "table": {f"{k[0]}|{k[1]}": v for k, v in table.items()}, "sweep": json.loads(sweep.to_json()),
+                "grid_wall_s": grid_wall}))
         check = None if (args.no_check or args.load_table) else check_replay(table, sweep)
 
         final = {key: reports[-1][METRIC] for key, reports in table.items()}

@@ -49,8 +49,8 @@ RUNNERS = ("inline", "fresh", "cluster", "train", "plain")
 FRESH_WRAPPER = """
 import sys
 sys.path.insert(0, {root!r})
-import sweeps.run
-sweeps.run.reuse_actors = lambda sweep: False
+import sweeps.run, sweeps.tuning
+sweeps.tuning.reuse_actors = lambda spec: False
 sys.exit(sweeps.run.main(sys.argv[1:]))
 """
 
@@ -185,18 +185,20 @@ def plain_worker(sweep_folder: Path, slots: int) -> int:
     import optuna
     import torch
 
-    from search_spaces import load_space, suggest_values
+    from search_spaces import suggest_values
     from sweeps.trial import trial_config
     from trainer.loop import train_loop
 
     torch.set_num_threads(1)  # as each inline trial (one CPU each); `slots` trials at once
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sweep = json.loads((sweep_folder / "sweep.json").read_text())
-    space = load_space(sweep["space_file"])
+    from sweeps.spec import SweepSpec
+
+    spec = SweepSpec.load(str(sweep_folder))
+    space = spec.space.load()
     values = [lines[0]["config"] for lines in trial_reports(sweep_folder)]
     study = optuna.create_study(
-        direction="maximize" if sweep["mode"] == "max" else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=sweep["seed"]),
+        direction="maximize" if spec.mode == "max" else "minimize",
+        sampler=optuna.samplers.TPESampler(seed=spec.search.seed),
     )
     for v in values:
         study.enqueue_trial({k: x for k, x in v.items() if k in {p.name for p in space.params}})
@@ -207,16 +209,16 @@ def plain_worker(sweep_folder: Path, slots: int) -> int:
     def objective(trial):
         begun = time.time()
         torch.set_num_threads(1)  # per thread: OpenMP's thread count is a per-thread setting
-        config = trial_config(suggest_values(trial, space), sweep["base_config"])
+        config = trial_config(suggest_values(trial, space), spec)
         reports: list[dict] = []
-        train_loop(config, sweep["data_root"], out_root / f"trial_{trial.number}", pairs_dir=sweep["pairs_dir"],
+        train_loop(config, spec.data.data_root, out_root / f"trial_{trial.number}", pairs_dir=spec.data.pairs_dir,
                    report=lambda metrics, _: reports.append(metrics), show_progress=False)
         with lock:
             results["train"].append(reports[-1]["train_s"])
             results["evals"].append(sum(r.get("eval_s", 0.0) for r in reports))
             results["startup"].append(reports[-1]["first_step_unix"] - begun)
             results["tokens"].append(reports[-1]["tokens"])
-        return reports[-1][sweep["metric"]]
+        return reports[-1][spec.metric]
 
     start = time.time()
     study.optimize(objective, n_trials=len(values), n_jobs=slots)

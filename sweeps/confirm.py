@@ -19,10 +19,11 @@ import math
 import statistics
 
 from sweeps import storage
+from sweeps.results import CONFIRM_DIR, CONFIRMATION_FILE, rank, read_trials, reported
+from sweeps.spec import SweepSpec
 from sweeps.trial import GRID_KEY
+from sweeps.tuning import reuse_actors, run_config, trainable
 
-CONFIRMATION_FILE = "confirmation.json"
-CONFIRM_DIR = "confirm"
 CONFIDENCE = 0.95
 FRESH_SEED_OFFSET = 1000  # confirmation seeds never coincide with the sweep's own seed
 
@@ -150,30 +151,25 @@ def fresh_seeds(base_seed: int, count: int) -> list[int]:
     return [base_seed + FRESH_SEED_OFFSET + i for i in range(count)]
 
 
-def run_confirmation(experiment: str, top_k: int, num_seeds: int, *, max_concurrent: int = 0) -> dict:
+def run_confirmation(spec: SweepSpec, top_k: int, num_seeds: int) -> dict:
     """Run (or finish) the confirmation trials of a finished sweep; write confirmation.json."""
     from ray import tune
 
-    from sweeps.export import load_sweep, rank, trial_rows
-    from sweeps.run import reuse_actors, run_config, trainable_for
-
-    sweep = load_sweep(experiment)
-    rows = rank(trial_rows(experiment, sweep), sweep)
-    seeds = fresh_seeds(sweep["seed"], num_seeds)
+    rows = rank(reported(read_trials(spec), spec.metric), spec)
+    seeds = fresh_seeds(spec.search.seed, num_seeds)
     points = confirmation_points(rows, top_k, seeds)
-    confirm_sweep = {**sweep, "name": CONFIRM_DIR, "storage": experiment,
-                     "train_storage": storage.join(experiment, CONFIRM_DIR, "train_runs")}
-    confirm_path = storage.join(experiment, CONFIRM_DIR)
-    trainable = trainable_for(confirm_sweep)
-    if tune.Tuner.can_restore(confirm_path):
-        tuner = tune.Tuner.restore(confirm_path, trainable=trainable, resume_unfinished=True, resume_errored=True)
+    # The confirmation stage is a sweep of its own inside the sweep folder: <experiment>/confirm.
+    confirm_spec = spec.with_changes(name=CONFIRM_DIR, storage=spec.experiment)
+    if tune.Tuner.can_restore(confirm_spec.experiment):
+        tuner = tune.Tuner.restore(confirm_spec.experiment, trainable=trainable(confirm_spec),
+                                   resume_unfinished=True, resume_errored=True)
     else:
-        run = run_config(confirm_sweep, "disabled", sweep["wandb_project"])
         tuner = tune.Tuner(
-            trainable,
+            trainable(confirm_spec),
             param_space={GRID_KEY: tune.grid_search([p["values"] for p in points])},
-            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or None, reuse_actors=reuse_actors(confirm_sweep)),
-            run_config=run,
+            tune_config=tune.TuneConfig(max_concurrent_trials=spec.search.max_concurrent or None,
+                                        reuse_actors=reuse_actors(confirm_spec)),
+            run_config=run_config(confirm_spec, wandb=False),
         )
     results = tuner.fit()
     by_source: dict[str, dict] = {}
@@ -184,19 +180,14 @@ def run_confirmation(experiment: str, top_k: int, num_seeds: int, *, max_concurr
     for result in results:
         values = dict(result.config.get(GRID_KEY) or {})
         metrics = result.metrics or {}
-        if result.error is not None or metrics.get("step", 0) < sweep["base_config"]["max_steps"]:
+        if result.error is not None or metrics.get("step", 0) < spec.full_budget:
             continue  # a failed or short run is not a full-budget measurement
         seed = values.pop("seed")
         for point in points:
             if point["values"] == {**values, "seed": seed}:
                 by_source[point["source_trial"]]["per_seed"][seed] = metrics
-    document = summarize(list(by_source.values()), sweep["metric"], sweep["mode"], seeds)
-    document["budget_steps"] = sweep["base_config"]["max_steps"]
-    storage.write_text(storage.join(experiment, CONFIRMATION_FILE), json.dumps(document, indent=2))
+    document = summarize(list(by_source.values()), spec.metric, spec.mode, seeds)
+    document["budget_steps"] = spec.full_budget
+    storage.write_text(storage.join(spec.experiment, CONFIRMATION_FILE), json.dumps(document, indent=2))
     print(format_table(document), flush=True)
     return document
-
-
-def load_confirmation(experiment: str) -> dict | None:
-    path = storage.join(experiment, CONFIRMATION_FILE)
-    return json.loads(storage.read_text(path)) if storage.exists(path) else None

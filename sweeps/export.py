@@ -25,77 +25,30 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trainer.cli import ArgumentParser
 from sweeps import storage
-from sweeps.trial import GRID_KEY, trial_config
+from sweeps.results import apply_confirmation, load_confirmation, pareto_front, rank, read_trials, reported
+from sweeps.spec import SweepSpec
+from trainer.cli import ArgumentParser
+from trainer.errors import UserError
 
 METRIC_COLUMNS = ("step", "words_seen", "val_nelbo", "val_acc", "pairs_acc", "pairs_acc_heldout", "train_loss", "tokens_per_s")
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """The folder holds no exportable sweep; one line."""
 
 
-def load_sweep(experiment: str) -> dict:
-    path = storage.join(experiment, "sweep.json")
-    if not storage.exists(path):
-        raise ExportError(f"{experiment} is not a sweep folder (no sweep.json)")
-    return json.loads(storage.read_text(path))
-
-
-def trial_rows(experiment: str, sweep: dict) -> list[dict]:
-    """One row per trial that reported at least once: id, status, values, config, last metrics."""
-    from ray.tune import ExperimentAnalysis
-
-    try:
-        analysis = ExperimentAnalysis(experiment, default_metric=sweep["metric"], default_mode=sweep["mode"])
-    except Exception as exc:  # Ray raises several types for a missing/unreadable state
-        raise ExportError(f"cannot read Tune results in {experiment}: {str(exc).splitlines()[0]}") from None
-    rows = []
-    for trial in analysis.trials:
-        last = trial.last_result or {}
-        diverged = bool(last.get("diverged"))
-        if sweep["metric"] not in last and not diverged:
-            continue
-        values = dict(trial.config)
-        values.update(values.pop(GRID_KEY, None) or {})
-        rows.append(
-            {
-                "trial_id": trial.trial_id,
-                "status": "DIVERGED" if diverged else trial.status,
-                "reason": last.get("diverged_reason", ""),
-                "values": values,
-                "config": trial_config(trial.config, sweep["base_config"]),
-                "metrics": {k: v for k, v in last.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
-                "path": trial.path,
-            }
-        )
-    return rows
-
-
-def rank(rows: list[dict], sweep: dict) -> list[dict]:
-    metric, sign = sweep["metric"], (-1.0 if sweep["mode"] == "max" else 1.0)
-    full_budget = sweep["base_config"]["max_steps"]
-
-    def key(row):
-        value = row["metrics"].get(metric, math.nan)
-        bad = not math.isfinite(value)
-        return (row["metrics"].get("step", 0) < full_budget, bad, sign * value if not bad else 0.0)
-
-    return sorted(rows, key=key)
-
-
-def leaderboard_csv(rows: list[dict], sweep: dict) -> str:
+def leaderboard_csv(rows: list[dict]) -> str:
     params = sorted({name for row in rows for name in row["values"]})
     extra = sorted({k for row in rows for k in row["metrics"] if k.startswith("pairs_acc/")})
-    header = ["rank", "trial_id", "status", *params, *METRIC_COLUMNS, *extra, "reason"]
+    header = ["rank", "trial_id", "status", "state", *params, *METRIC_COLUMNS, *extra, "reason"]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
     for position, row in enumerate(rows, start=1):
         metrics = row["metrics"]
         writer.writerow(
-            [position, row["trial_id"], row["status"], *(row["values"].get(p, "") for p in params),
+            [position, row["trial_id"], row["status"], row["state"], *(row["values"].get(p, "") for p in params),
              *(metrics.get(m, "") for m in METRIC_COLUMNS), *(metrics.get(m, "") for m in extra), row.get("reason", "")]
         )
     return buffer.getvalue()
@@ -103,27 +56,6 @@ def leaderboard_csv(rows: list[dict], sweep: dict) -> str:
 
 def final_command(experiment: str) -> str:
     return f"python sweeps/final.py {experiment}"
-
-
-def dominates(a: dict, b: dict, objectives: list) -> bool:
-    """a is at least as good as b on every objective and better on one."""
-    better = False
-    for metric, mode in objectives:
-        x, y = a["metrics"].get(metric, math.nan), b["metrics"].get(metric, math.nan)
-        if not (math.isfinite(x) and math.isfinite(y)):
-            return False
-        if (x < y) if mode == "max" else (x > y):
-            return False
-        better |= x != y
-    return better
-
-
-def pareto_front(rows: list[dict], objectives: list) -> list[dict]:
-    """Full-budget trials that no other full-budget trial dominates, best first on the first objective."""
-    candidates = [r for r in rows if all(math.isfinite(r["metrics"].get(m, math.nan)) for m, _ in objectives)]
-    front = [r for r in candidates if not any(dominates(other, r, objectives) for other in candidates)]
-    metric, mode = objectives[0]
-    return sorted(front, key=lambda r: (-1 if mode == "max" else 1) * r["metrics"][metric])
 
 
 def pick_from_front(front: list[dict], pick: str | None) -> dict:
@@ -140,62 +72,51 @@ def pick_from_front(front: list[dict], pick: str | None) -> dict:
     raise ExportError(f"--pick {pick}: no Pareto-optimal trial with that id (front: {', '.join(r['trial_id'] for r in front)})")
 
 
-def apply_confirmation(rows: list[dict], confirmation: dict | None) -> list[dict]:
-    """Confirmed configurations first, in confirmed order; the rest keep the sweep's order."""
-    if not confirmation or not confirmation.get("configs"):
-        return rows
-    order = {entry["trial_id"]: entry["rank"] for entry in confirmation["configs"] if entry["values_per_seed"]}
-    confirmed = sorted((r for r in rows if r["trial_id"] in order), key=lambda r: order[r["trial_id"]])
-    return confirmed + [r for r in rows if r["trial_id"] not in order]
-
-
 def export_sweep(experiment: str, top: int = 5, quiet: bool = False, pick: str | None = None) -> dict:
     """Write best_config.json and leaderboard.csv; print the top trials. Returns the best row."""
-    from sweeps.confirm import load_confirmation
-
-    sweep = load_sweep(experiment)
-    rows = rank(trial_rows(experiment, sweep), sweep)
+    spec = SweepSpec.load(experiment)
+    rows = rank(reported(read_trials(spec), spec.metric), spec)
     if not rows:
-        raise ExportError(f"no trial of {experiment} has reported '{sweep['metric']}' yet")
-    objectives = sweep.get("objectives") or [[sweep["metric"], sweep["mode"]]]
-    confirmation = load_confirmation(experiment)
+        raise ExportError(f"no trial of {experiment} has reported '{spec.metric}' yet")
+    confirmation = load_confirmation(spec)
     front = None
-    if len(objectives) > 1:
-        full = [r for r in rows if r["metrics"].get("step", 0) >= sweep["base_config"]["max_steps"]]
-        front = pareto_front(full or rows, objectives)
+    if spec.multi_objective:
+        full = [r for r in rows if r["metrics"].get("step", 0) >= spec.full_budget]
+        front = pareto_front(full or rows, spec.objectives)
         if not front:
-            raise ExportError(f"no trial of {experiment} has reported all of {', '.join(m for m, _ in objectives)}")
+            raise ExportError(f"no trial of {experiment} has reported all of {', '.join(spec.objective_names)}")
         best = pick_from_front(front, pick)
     else:
         if pick is not None:
             raise ExportError("--pick chooses a point of a multi-objective sweep's Pareto front; this sweep has one metric")
         rows = apply_confirmation(rows, confirmation)
         best = rows[0]
-        if not math.isfinite(best["metrics"].get(sweep["metric"], math.nan)):
-            raise ExportError(f"no trial of {experiment} reported a finite {sweep['metric']} "
+        if not math.isfinite(best["metrics"].get(spec.metric, math.nan)):
+            raise ExportError(f"no trial of {experiment} reported a finite {spec.metric} "
                               f"({sum(r['status'] == 'DIVERGED' for r in rows)} of {len(rows)} diverged); nothing to export")
     best_path = storage.join(experiment, "best_config.json")
     document = {
         "config": best["config"].as_dict(),
         "provenance": {
-            "sweep": sweep["name"],
+            "sweep": spec.name,
             "experiment": experiment,
             "trial_id": best["trial_id"],
-            "metric": sweep["metric"],
-            "mode": sweep["mode"],
-            "value": best["metrics"].get(sweep["metric"]),
+            "metric": spec.metric,
+            "mode": spec.mode,
+            "value": best["metrics"].get(spec.metric),
             "step": best["metrics"].get("step"),
+            "state": best["state"],
             "searched_values": best["values"],
-            "data_hash": sweep["data_hash"],
-            "pairs_split": sweep.get("pairs_split"),
-            "validation": sweep.get("validation"),
-            "code_version": sweep["code_version"],
-            "space": sweep["space"],
-            "search": sweep["search"],
-            "scheduler": sweep["scheduler"],
+            "data_hash": spec.data.data_hash,
+            "pairs_split": spec.data.pairs_split,
+            "validation": spec.data.validation,
+            "code_version": spec.provenance.code_version,
+            "space": spec.space.name,
+            "search": spec.search.algorithm,
+            "scheduler": spec.search.scheduler,
             "selected_by": ("pareto_front" if front else "confirmation" if confirmation and confirmation.get("configs")
                             else "sweep_ranking"),
-            "objectives": objectives,
+            "objectives": [[o.metric, o.mode] for o in spec.objectives],
             "metrics": {k: v for k, v in best["metrics"].items() if k in METRIC_COLUMNS or k == "pairs_acc_heldout"},
         },
         "final_command": final_command(experiment),
@@ -208,32 +129,32 @@ def export_sweep(experiment: str, top: int = 5, quiet: bool = False, pick: str |
             "difference": confirmation["difference"],
         }
     storage.write_text(best_path, json.dumps(document, indent=2))
-    storage.write_text(storage.join(experiment, "leaderboard.csv"), leaderboard_csv(rows, sweep))
+    storage.write_text(storage.join(experiment, "leaderboard.csv"), leaderboard_csv(rows))
     if not quiet:
-        print(summary_table(rows[:top], sweep))
+        print(summary_table(rows[:top], spec))
         if front:
-            print(pareto_table(front, objectives))
+            print(pareto_table(front, spec))
             print(f"exported Pareto point: {best['trial_id']} (choose another with --pick N or --pick <trial id>)")
         print(f"best config: {best_path}\nleaderboard: {storage.join(experiment, 'leaderboard.csv')}")
         print(f"final training: {document['final_command']}")
     return best
 
 
-def summary_table(rows: list[dict], sweep: dict) -> str:
-    metric = sweep["metric"]
+def summary_table(rows: list[dict], spec: SweepSpec) -> str:
+    metric = spec.metric
     params = sorted({name for row in rows for name in row["values"]})
-    header = f"{'rank':>4}  {'trial':<12} {'steps':>6} {metric:>12}  " + "  ".join(params)
-    lines = [f"top {len(rows)} trials of {sweep['name']} by {metric} ({sweep['mode']}):", header]
+    header = f"{'rank':>4}  {'trial':<12} {'state':<20} {metric:>12}  " + "  ".join(params)
+    lines = [f"top {len(rows)} trials of {spec.name} by {metric} ({spec.mode}):", header]
     for position, row in enumerate(rows, start=1):
         value = row["metrics"].get(metric, math.nan)
         shown = "  ".join(_fmt(row["values"].get(p, "-")) for p in params)
-        lines.append(f"{position:>4}  {row['trial_id']:<12} {row['metrics'].get('step', 0):>6} {value:>12.4f}  {shown}")
+        lines.append(f"{position:>4}  {row['trial_id']:<12} {row['state']:<20} {value:>12.4f}  {shown}")
     return "\n".join(lines)
 
 
-def pareto_table(front: list[dict], objectives: list) -> str:
-    names = [m for m, _ in objectives]
-    lines = [f"Pareto front ({len(front)} trials) over " + ", ".join(f"{m} ({d})" for m, d in objectives) + ":"]
+def pareto_table(front: list[dict], spec: SweepSpec) -> str:
+    names = spec.objective_names
+    lines = [f"Pareto front ({len(front)} trials) over " + ", ".join(f"{o.metric} ({o.mode})" for o in spec.objectives) + ":"]
     for position, row in enumerate(front, start=1):
         shown = "  ".join(f"{m}={row['metrics'][m]:.4f}" for m in names)
         values = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(row["values"].items()))
@@ -246,8 +167,6 @@ def _fmt(value) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
     parser = ArgumentParser(prog="python sweeps/export.py", description=__doc__.split("\n")[0])
     parser.add_argument("experiment", help="<storage>/<name> of a sweep")
     parser.add_argument("--top", type=int, default=5, help="trials to print")
@@ -256,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         export_sweep(storage.normalise(args.experiment), top=args.top, pick=args.pick)
-    except ExportError as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -25,11 +25,12 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer.cli import ArgumentParser
+from trainer.errors import UserError
 from sweeps import storage
-from sweeps.run import code_version
+from sweeps.spec import code_version
 
 
-class FinalError(ValueError):
+class FinalError(UserError):
     """Bad final-training input; one line."""
 
 
@@ -42,12 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-words", default="babylm",
                    help="'babylm' (default), a list like 1M,2M,5M, or 'none'")
     p.add_argument("--seed", type=int, help="training seed (default: the config's)")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--cpus-per-worker", type=float, default=1.0)
-    p.add_argument("--gpus-per-worker", type=float, default=0.0)
+    p.add_argument("--workers", type=int, default=1, help="Ray Train workers (DDP)")
+    p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs each worker reserves")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each worker reserves")
     p.add_argument("--cache-dir", help="data cache (default: $MDLM_CACHE_DIR or ~/.cache/mdlm-sweeps)")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field (recorded)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 

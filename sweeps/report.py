@@ -9,9 +9,10 @@ Writes `<experiment>/report/`:
 - one PNG per figure, and data.json: the exact series each figure draws, read back from the
   matplotlib artists after plotting, so a test (or a reader) can check them against Tune's files.
 
-Optuna's plots run on an in-memory study rebuilt from the trial results, with distributions
-from the space recorded in sweep.json. For a pyarrow.fs URI (s3://...) the report is built in a
-local temporary folder and uploaded to `<experiment>/report/`.
+Optuna's plots run on an in-memory study rebuilt from the trial results (sweeps/results.py),
+with distributions from the search space recorded in sweep.json (the SweepSpec). For a
+pyarrow.fs URI (s3://...) the report is built in a local temporary folder and uploaded to
+`<experiment>/report/`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import html
 import io
 import json
 import math
-import numbers
 import re
 import sys
 import tempfile
@@ -46,8 +46,11 @@ from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from sweeps import storage  # noqa: E402
-from sweeps.export import ExportError, leaderboard_csv, load_sweep, rank  # noqa: E402
-from sweeps.trial import GRID_KEY  # noqa: E402
+from sweeps.export import leaderboard_csv  # noqa: E402
+from sweeps.results import load_confirmation, rank, read_trials, reported  # noqa: E402
+from sweeps.spec import SweepSpec  # noqa: E402
+from trainer.cli import ArgumentParser  # noqa: E402
+from trainer.errors import UserError  # noqa: E402
 
 REPORT_DIR = "report"
 TOP_CURVES = 5  # trials in the learning-curve figure
@@ -57,126 +60,37 @@ PAIRS_PREFIXES = ("pairs_acc/", f"{HELDOUT}/")
 DPI = 100
 
 
-class ReportError(ValueError):
+class ReportError(UserError):
     """The folder holds nothing to report on; one line."""
-
-
-# --- loading: Tune's files -> plain rows -------------------------------------------------
-
-
-def load_results(experiment: str) -> tuple[dict, list[dict]]:
-    """(sweep.json, one row per trial). Every trial Tune knows is a row, reported or not:
-    {trial_id, number (creation order), status, values, metrics (last result), history}."""
-    sweep = load_sweep(experiment)
-    from ray.tune import ExperimentAnalysis
-
-    try:
-        analysis = ExperimentAnalysis(experiment, default_metric=sweep["metric"], default_mode=sweep["mode"])
-        frames = analysis.trial_dataframes
-    except Exception as exc:  # Ray raises several types for a missing/unreadable state
-        raise ReportError(f"cannot read Tune results in {experiment}: {str(exc).splitlines()[0]}") from None
-    rows = []
-    for position, trial in enumerate(analysis.trials):
-        values = dict(trial.config)
-        values.update(values.pop(GRID_KEY, None) or {})
-        frame = frames.get(trial.trial_id)
-        # NaN in the dataframe is padding (a key some results lack), not a reported value.
-        history = [] if frame is None or frame.empty else [_numeric(r, drop_nan=True) for r in frame.to_dict("records")]
-        rows.append(
-            {
-                "trial_id": trial.trial_id,
-                # Tune's experiment tag starts with the trial's creation counter ("3_derivative_power=...").
-                "number": _tag_counter(trial.experiment_tag, position),
-                "status": trial.status,
-                "values": values,
-                "metrics": _numeric(trial.last_result or {}),
-                "history": history,
-            }
-        )
-    rows.sort(key=lambda row: row["number"])
-    return sweep, rows
-
-
-def _tag_counter(tag: str | None, fallback: int) -> int:
-    match = re.match(r"(\d+)", tag or "")
-    return int(match.group(1)) if match else fallback
-
-
-def _numeric(record: dict, drop_nan: bool = False) -> dict:
-    """The numeric entries (not bools), as Python numbers."""
-    out = {}
-    for key, value in record.items():
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-            continue
-        if drop_nan and math.isnan(value):
-            continue
-        out[key] = int(value) if key == "step" else value.item() if isinstance(value, np.generic) else value
-    return out
-
-
-def reported(rows: list[dict], metric: str) -> list[dict]:
-    return [row for row in rows if metric in row["metrics"]]
 
 
 # --- the in-memory Optuna study -------------------------------------------------------------
 
 
-def searched_names(sweep: dict, rows: list[dict]) -> list[str]:
+def searched_names(spec: SweepSpec, rows: list[dict]) -> list[str]:
     """Searched parameters that some trial has a value for, in the space's order."""
-    definition = (sweep.get("space_definition") or {}).get("search")
     present = {name for row in rows for name in row["values"]}
-    if definition:
-        return [name for name in definition if name in present]
-    fixed = (sweep.get("space_definition") or {}).get("fixed") or {}
-    return sorted(present - set(fixed))
+    return [name for name in spec.space.search if name in present]
 
 
-def parse_param(spec) -> dict:
-    """A parameter spec from sweep.json: either the structured YAML form or
-    `search_spaces.Param.describe()` text ("float [0, 1] log", "one of a, b", "bool")."""
-    if isinstance(spec, dict):
-        return {"type": spec.get("type"), "low": spec.get("low"), "high": spec.get("high"),
-                "log": bool(spec.get("log")), "choices": list(spec.get("choices") or [])}
-    text = re.sub(r"\s*\(optional\)$", "", str(spec)).split(" when ")[0].strip()
-    match = re.match(r"(float|int) \[([^,\]]+), ([^\]]+)\]( log)?$", text)
-    if match:
-        return {"type": match.group(1), "low": float(match.group(2)), "high": float(match.group(3)),
-                "log": bool(match.group(4)), "choices": []}
-    if text == "bool":
-        return {"type": "bool", "choices": [False, True]}
-    if text.startswith("one of "):
-        import yaml  # a dependency of search_spaces; parses "1" as 1, "true" as True
-
-        choices = [yaml.safe_load(item) for item in text[len("one of "):].split(", ")]
-        return {"type": "categorical", "choices": choices}
-    return {"type": None}
-
-
-def distributions(sweep: dict, rows: list[dict]) -> dict:
-    """Optuna distributions of the searched parameters. The recorded bounds are printed with
-    %g, so they are widened to the values actually sampled (create_trial rejects a value outside)."""
+def distributions(spec: SweepSpec, rows: list[dict]) -> dict:
+    """Optuna distributions of the searched parameters, from the space the sweep recorded.
+    A categorical keeps the sampled objects themselves (a value read back from Tune's files
+    may differ in type from the space's choice, e.g. 1 for 1.0)."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    definition = (sweep.get("space_definition") or {}).get("search") or {}
+    params = {p.name: p for p in spec.space.load().params}
     result = {}
-    for name in searched_names(sweep, rows):
+    for name in searched_names(spec, rows):
         seen = [row["values"][name] for row in rows if name in row["values"]]
-        spec = parse_param(definition.get(name, ""))
-        kind = spec["type"]
-        if kind is None:  # no usable definition: infer from what was sampled
-            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen)
-            kind = "float" if numeric else "categorical"
-            spec = {"type": kind, "low": min(seen) if numeric else None, "high": max(seen) if numeric else None,
-                    "log": False, "choices": []}
-        if kind in ("float", "int"):
-            low, high = min([spec["low"], *seen]), max([spec["high"], *seen])
-            if kind == "int":
-                result[name] = IntDistribution(int(math.floor(low)), int(math.ceil(high)), log=spec["log"])
-            else:
-                result[name] = FloatDistribution(float(low), float(high), log=spec["log"])
+        param = params[name]
+        if param.type == "int":
+            result[name] = IntDistribution(int(param.low), int(param.high), log=param.log)
+        elif param.type == "float":
+            result[name] = FloatDistribution(float(param.low), float(param.high), log=param.log)
         else:
-            choices = list(spec["choices"])
-            for value in seen:  # keep the sampled objects themselves (types survive)
+            choices = [False, True] if param.type == "bool" else list(param.choices)
+            for value in seen:
                 if value not in choices:
                     matches = [i for i, c in enumerate(choices) if str(c) == str(value)]
                     if matches:
@@ -197,7 +111,7 @@ def _params(row: dict, dists: dict) -> tuple[dict, dict]:
     return params, used
 
 
-def build_study(sweep: dict, rows: list[dict], objectives: list[tuple[str, str]]):
+def build_study(spec: SweepSpec, rows: list[dict], objectives: list[tuple[str, str]]):
     """An in-memory study with one trial per finished Tune trial, in creation order.
 
     As Ray's OptunaSearch tells the sampler: a trial that ended (early-stopped or not) is
@@ -205,11 +119,11 @@ def build_study(sweep: dict, rows: list[dict], objectives: list[tuple[str, str]]
     import optuna
     from optuna.trial import TrialState, create_trial
 
-    dists = distributions(sweep, rows)
+    dists = distributions(spec, rows)
     directions = ["maximize" if mode == "max" else "minimize" for _, mode in objectives]
-    study = optuna.create_study(directions=directions, study_name=sweep.get("name"))
+    study = optuna.create_study(directions=directions, study_name=spec.name)
     for row in rows:
-        if row["status"] not in ("TERMINATED", "ERROR"):
+        if row["status"] not in ("TERMINATED", "ERROR", "DIVERGED"):
             continue  # still running or pending: nothing final to show yet
         params, used = _params(row, dists)
         values = [row["metrics"].get(metric, math.nan) for metric, _ in objectives]
@@ -512,41 +426,38 @@ def _note(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>'
 
 
-def header_html(sweep: dict, rows: list[dict], experiment: str, objectives: list[tuple[str, str]]) -> str:
-    definition = sweep.get("space_definition") or {}
-    counts = Counter(row["status"] for row in rows)
-    with_results = len(reported(rows, sweep["metric"]))
-    space_lines = [f"{k} = {v}" for k, v in (definition.get("fixed") or {}).items()]
-    space_lines += [f"{k}: {v}" for k, v in (definition.get("search") or {}).items()]
+def header_html(spec: SweepSpec, rows: list[dict], experiment: str) -> str:
+    counts = Counter("stopped early" if row["state"].startswith("stopped") else row["state"] for row in rows)
+    with_results = len(reported(rows, spec.metric))
+    space_lines = [f"{k} = {v}" for k, v in spec.space.fixed.items()]
+    space_lines += [f"{p.name}: {p.describe()}" for p in spec.space.load().params]
+    config = spec.base_config
     items = [
-        ("sweep", sweep.get("name")),
+        ("sweep", spec.name),
         ("experiment", experiment),
-        ("space", f"{sweep.get('space')} — {definition.get('description', '')}"),
+        ("space", f"{spec.space.name} — {spec.space.description}"),
         ("space definition", "; ".join(space_lines) or "–"),
-        ("search", f"{sweep.get('search')}" + (" (optional parameters searched)" if sweep.get("search_optional") else "")),
-        ("scheduler", sweep.get("scheduler")),
-        ("objective", ", ".join(f"{m} ({mode})" for m, mode in objectives)),
-        ("trials", f"{len(rows)} ({', '.join(f'{n} {s.lower()}' for s, n in sorted(counts.items()))}); "
-                   f"{with_results} reported {sweep['metric']}"),
-        ("budget", f"{(sweep.get('base_config') or {}).get('max_steps')} steps per trial, "
-                   f"preset {(sweep.get('base_config') or {}).get('preset')}"),
-        ("data hash", sweep.get("data_hash")),
-        ("code version", sweep.get("code_version")),
-        ("created", sweep.get("created")),
-        ("command", sweep.get("command")),
+        ("search", spec.search.algorithm + (" (optional parameters searched)" if spec.search.include_optional else "")),
+        ("scheduler", spec.search.scheduler),
+        ("objective", ", ".join(f"{o.metric} ({o.mode})" for o in spec.objectives)),
+        ("trials", f"{len(rows)} ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}); "
+                   f"{with_results} reported {spec.metric}"),
+        ("budget", f"{config.max_steps} steps per trial, preset {config.preset}"),
+        ("data hash", spec.data.data_hash),
+        ("code version", spec.provenance.code_version),
+        ("created", spec.provenance.created),
+        ("command", spec.provenance.command),
         ("report written", time.strftime("%Y-%m-%d %H:%M:%S")),
     ]
     return "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items) + "</dl>"
 
 
-def objectives_of(sweep: dict) -> list[tuple[str, str]]:
-    listed = sweep.get("objectives") or []
-    pairs = [(str(m), str(mode)) for m, mode in listed]
-    return pairs if pairs else [(sweep["metric"], sweep["mode"])]
+def objectives_of(spec: SweepSpec) -> list[tuple[str, str]]:
+    return [(o.metric, o.mode) for o in spec.objectives]
 
 
-def schedule_of(row: dict, sweep: dict) -> str:
-    return str(row["values"].get("schedule", (sweep.get("base_config") or {}).get("schedule", "?")))
+def schedule_of(row: dict, spec: SweepSpec) -> str:
+    return str(row["values"].get("schedule", spec.base_config.schedule))
 
 
 def _label(row: dict, position: int) -> str:
@@ -573,12 +484,12 @@ def leaderboard_rows(csv_text: str, rows: list[dict]) -> tuple[list[str], list[l
 
     # Numbers for the numeric columns, so they are formatted alike (a hex trial id such as
     # "1e512345" must stay text).
-    keep = {i for i, name in enumerate(header) if name in ("trial_id", "status")}
+    keep = {i for i, name in enumerate(header) if name in ("trial_id", "status", "state")}
     return header, [[c if i in keep else number(c) for i, c in enumerate(r)] for r in body]
 
 
 def render_report(
-    sweep: dict,
+    spec: SweepSpec,
     rows: list[dict],
     out_dir: Path,
     *,
@@ -588,42 +499,42 @@ def render_report(
     inline_images: bool = True,
 ) -> Path:
     """Write index.html, the PNGs and data.json for these rows into `out_dir`; returns index.html.
-    No Ray here: the rows are `load_results`' (or a test's) plain dicts."""
-    metric, mode = sweep["metric"], sweep["mode"]
-    ranked = rank(reported(rows, metric), sweep)
+    No Ray here: the rows are `results.read_trials`' (or a test's) plain dicts."""
+    metric, mode = spec.metric, spec.mode
+    ranked = rank(reported(rows, metric), spec)
     if not ranked:
-        raise ReportError(f"no trial of {experiment or sweep.get('name')} has reported '{metric}' yet")
+        raise ReportError(f"no trial of {experiment or spec.name} has reported '{metric}' yet")
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in [*out_dir.glob("*.png"), out_dir / "index.html", out_dir / "data.json"]:
         old.unlink(missing_ok=True)  # idempotent: a figure left out this time must not linger
     page = _Page(out_dir, inline_images)
-    objectives = objectives_of(sweep)
+    objectives = objectives_of(spec)
     extra: dict = {}
     with _report_context():
-        study = build_study(sweep, rows, [(metric, mode)])
+        study = build_study(spec, rows, [(metric, mode)])
         extra["study_trials"] = [
             {"number": t.number, "trial_id": t.user_attrs["trial_id"], "state": t.state.name, "value": t.value}
             for t in study.trials
         ]
-        _best_section(page, sweep, ranked, confirmation)
+        _best_section(page, spec, ranked, confirmation)
         _history_section(page, study, metric)
         _importance_section(page, study, metric, extra)
-        _parameters_section(page, sweep, study, rows, metric)
+        _parameters_section(page, spec, study, rows, metric)
         _curves_section(page, ranked, metric)
         _paradigm_section(page, ranked)
-        _leaderboard_section(page, sweep, ranked, leaderboard_text)
+        _leaderboard_section(page, spec, ranked, leaderboard_text)
         if confirmation:
             _confirmation_section(page, confirmation)
         if len(objectives) > 1:
-            _pareto_section(page, sweep, rows, objectives, extra)
+            _pareto_section(page, spec, rows, objectives, extra)
     data = {"experiment": experiment, "metric": metric, "mode": mode, **extra, "figures": page.figures}
     (out_dir / "data.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
-    return page.write(f"Sweep report: {sweep.get('name')}", header_html(sweep, rows, experiment, objectives))
+    return page.write(f"Sweep report: {spec.name}", header_html(spec, rows, experiment))
 
 
-def _best_section(page: _Page, sweep: dict, ranked: list[dict], confirmation: dict | None) -> None:
-    best, metric = ranked[0], sweep["metric"]
-    full = sweep["base_config"]["max_steps"]
+def _best_section(page: _Page, spec: SweepSpec, ranked: list[dict], confirmation: dict | None) -> None:
+    best, metric = ranked[0], spec.metric
+    full = spec.full_budget
     values = ", ".join(f"{k} = {_fmt(v)}" for k, v in best["values"].items())
     text = (f"<p>Best trial <b>{html.escape(best['trial_id'])}</b>: {html.escape(metric)} = "
             f"<b>{_fmt(best['metrics'][metric])}</b> after {best['metrics'].get('step', '?')} of {full} steps; "
@@ -691,11 +602,11 @@ def importance_evaluator():
     return optuna.importance.PedAnovaImportanceEvaluator()
 
 
-def _parameters_section(page: _Page, sweep: dict, study, rows: list[dict], metric: str) -> None:
+def _parameters_section(page: _Page, spec: SweepSpec, study, rows: list[dict], metric: str) -> None:
     from optuna.trial import TrialState
 
     complete = study.get_trials(states=(TrialState.COMPLETE,))
-    names = [n for n in searched_names(sweep, rows) if any(n in t.params for t in complete)]
+    names = [n for n in searched_names(spec, rows) if any(n in t.params for t in complete)]
     if not names:
         page.section("parameters", "Metric against each parameter", _note("No finished trial has a searched parameter."))
         return
@@ -707,9 +618,9 @@ def _parameters_section(page: _Page, sweep: dict, study, rows: list[dict], metri
         for row in rows:
             value = row["values"].get(name)
             if row["trial_id"] in finished and isinstance(value, (int, float)) and not isinstance(value, bool):
-                points.setdefault(name, []).append((value, row["metrics"][metric], schedule_of(row, sweep)))
+                points.setdefault(name, []).append((value, row["metrics"][metric], schedule_of(row, spec)))
     if points:
-        log_scaled = frozenset(n for n, d in distributions(sweep, rows).items() if getattr(d, "log", False))
+        log_scaled = frozenset(n for n, d in distributions(spec, rows).items() if getattr(d, "log", False))
         body += page.figure("metric_vs_params", metric_vs_params_figure(points, metric, log_scaled),
                             f"{metric} against each numeric parameter, coloured by noise schedule.")
     page.section("parameters", "Metric against each parameter", body)
@@ -750,14 +661,14 @@ def _paradigm_section(page: _Page, ranked: list[dict]) -> None:
     page.section("paradigms", "Minimal pairs by paradigm", body + table)
 
 
-def _leaderboard_section(page: _Page, sweep: dict, ranked: list[dict], leaderboard_text: str | None) -> None:
+def _leaderboard_section(page: _Page, spec: SweepSpec, ranked: list[dict], leaderboard_text: str | None) -> None:
     source = "From leaderboard.csv, in export.py's order (confirmed configs first when a confirmation ran)"
     if not leaderboard_text:
-        leaderboard_text = leaderboard_csv(ranked, sweep)
+        leaderboard_text = leaderboard_csv(ranked)
         source = (f"Computed from the trial results: trials that trained their full budget first, "
-                  f"then by {sweep['metric']} ({sweep['mode']})")
+                  f"then by {spec.metric} ({spec.mode})")
     header, body = leaderboard_rows(leaderboard_text, ranked)
-    text_cols = {i for i, h in enumerate(header) if h in ("trial_id", "status")} | {
+    text_cols = {i for i, h in enumerate(header) if h in ("trial_id", "status", "state")} | {
         i for i, h in enumerate(header) if any(isinstance(r[i], str) and r[i] for r in body if i < len(r))}
     note = _note(f"{source}.")
     page.section("leaderboard", "Leaderboard", _table(header, body, text_columns=text_cols, highlight={0}) + note)
@@ -797,11 +708,11 @@ def _or_nan(value) -> float:
     return math.nan if value is None else float(value)
 
 
-def _pareto_section(page: _Page, sweep: dict, rows: list[dict], objectives: list[tuple[str, str]], extra: dict) -> None:
+def _pareto_section(page: _Page, spec: SweepSpec, rows: list[dict], objectives: list[tuple[str, str]], extra: dict) -> None:
     # As export.py: an early-stopped trial's numbers are from fewer steps, so the front is
     # drawn over full-budget trials when there are any.
-    full = [r for r in rows if r["metrics"].get("step", 0) >= sweep["base_config"]["max_steps"]]
-    study = build_study(sweep, full or rows, objectives)
+    full = [r for r in rows if r["metrics"].get("step", 0) >= spec.full_budget]
+    study = build_study(spec, full or rows, objectives)
     names = [m for m, _ in objectives]
     front = study.best_trials  # the Pareto-optimal trials for a multi-objective study
     extra["pareto_trials"] = [t.user_attrs["trial_id"] for t in front]
@@ -831,18 +742,18 @@ def write_report(experiment: str, *, inline_images: bool = True) -> Path:
     Idempotent: rerunning replaces the report. For a pyarrow.fs URI the report is built in a
     local temporary folder (kept, so the returned page can be opened) and uploaded."""
     experiment = storage.normalise(experiment)
-    sweep, rows = load_results(experiment)
+    spec = SweepSpec.load(experiment)
+    rows = read_trials(spec, experiment)
     leaderboard = storage.join(experiment, "leaderboard.csv")
-    confirmation = storage.join(experiment, "confirmation.json")
     inputs = {
         "leaderboard_text": storage.read_text(leaderboard) if storage.exists(leaderboard) else None,
-        "confirmation": json.loads(storage.read_text(confirmation)) if storage.exists(confirmation) else None,
+        "confirmation": load_confirmation(spec),
     }
     if not storage.is_uri(experiment):
-        return render_report(sweep, rows, Path(experiment) / REPORT_DIR, experiment=experiment,
+        return render_report(spec, rows, Path(experiment) / REPORT_DIR, experiment=experiment,
                              inline_images=inline_images, **inputs)
     local = Path(tempfile.mkdtemp(prefix="sweep-report-")) / REPORT_DIR
-    index = render_report(sweep, rows, local, experiment=experiment, inline_images=inline_images, **inputs)
+    index = render_report(spec, rows, local, experiment=experiment, inline_images=inline_images, **inputs)
     upload_folder(local, storage.join(experiment, REPORT_DIR))
     return index
 
@@ -858,15 +769,13 @@ def upload_folder(local: Path, uri: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python sweeps/report.py", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python sweeps/report.py", description=__doc__.split("\n")[0])
     parser.add_argument("experiment", help="<storage>/<name> of a sweep (local folder or pyarrow.fs URI)")
     parser.add_argument("--no-inline", action="store_true", help="link the PNGs instead of embedding them in index.html")
     args = parser.parse_args(argv)
     try:
         index = write_report(args.experiment, inline_images=not args.no_inline)
-    except (ReportError, ExportError) as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"report: {index}")

@@ -103,6 +103,8 @@ CASES = [
     ("cli_bad_objectives", lambda w: sweep(w, "--metric", "pairs_acc:up,val_nelbo:min"), "write name:max or name:min"),
     ("cli_resume_missing", lambda w: sweep(w, "--resume", name="nothing_here"), "--resume: no sweep at"),
     ("cli_name_exists", lambda w: sweep(w, name="existing"), "already exists: pass --resume"),
+    ("cli_resume_older_sweep", lambda w: sweep(w, "--resume", name="existing"), "has spec version 1, this code reads 2"),
+    ("export_older_sweep", lambda w: ("export", [str(w["storage"] / "existing")]), "has spec version 1"),
     ("cli_negative_workers", lambda w: train(w, "--workers", "0"), "--workers must be at least 1"),
     ("cli_confirm_one", lambda w: sweep(w, "--confirm", "1"), "--confirm needs at least 2"),
     # Search-space files

@@ -5,7 +5,9 @@ import math
 import pytest
 
 from sweeps.confirm import paired_difference, student_t_cdf, student_t_quantile, summarize
-from sweeps.export import ExportError, dominates, pareto_front, pick_from_front
+from sweeps.export import ExportError, pick_from_front
+from sweeps.results import dominates, pareto_front
+from sweeps.spec import Objective
 
 
 @pytest.mark.parametrize("df, quantile", [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (30, 2.042)])
@@ -64,7 +66,7 @@ def _row(trial, acc, nelbo):
 
 
 def test_pareto_front_by_hand():
-    objectives = [["pairs_acc", "max"], ["val_nelbo", "min"]]
+    objectives = [Objective(metric="pairs_acc", mode="max"), Objective(metric="val_nelbo", mode="min")]
     rows = [_row("a", 0.7, 5.0), _row("b", 0.6, 4.0), _row("c", 0.6, 4.5), _row("d", 0.5, 3.9), _row("e", 0.7, 5.0)]
     assert dominates(rows[1], rows[2], objectives) and not dominates(rows[0], rows[1], objectives)
     front = pareto_front(rows, objectives)

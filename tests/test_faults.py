@@ -68,7 +68,7 @@ def test_divergent_trial_is_recorded_pruned_and_the_sweep_goes_on(tmp_path, cach
     for lines in diverged.values():
         assert "training loss became nan" in lines[-1]["diverged_reason"] and math.isnan(lines[-1]["pairs_acc"])
     # The searcher was told: Optuna holds the diverged trials as failed, not as scores.
-    from sweeps.search import DivergenceAwareOptunaSearch
+    from sweeps.tuning import DivergenceAwareOptunaSearch
 
     searcher = DivergenceAwareOptunaSearch()
     searcher.restore_from_dir(str(folder))
@@ -162,10 +162,10 @@ def test_two_sweeps_at_once_share_storage_and_a_cold_cache(tmp_path):
     open_prepared(prepared[0], verify_hashes=True)  # intact: every file matches its recorded hash
     for name, seed in (("first", 1), ("second", 2)):
         sweep = json.loads((store / name / "sweep.json").read_text())
-        assert sweep["name"] == name and sweep["seed"] == seed
+        assert sweep["name"] == name and sweep["search"]["seed"] == seed
         assert len(trial_results(store / name)) == 2
         best = json.loads((store / name / "best_config.json").read_text())
-        assert best["provenance"]["sweep"] == name and best["provenance"]["data_hash"] == sweep["data_hash"]
+        assert best["provenance"]["sweep"] == name and best["provenance"]["data_hash"] == sweep["data"]["data_hash"]
 
     # Multi-objective: the printed front is non-dominated, and --pick exports the chosen point.
     assert "Pareto front" in outputs[0] and "multi-objective" in outputs[0]

@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sweeps import report  # noqa: E402
+from sweeps.results import trial_state  # noqa: E402
+from sweeps.spec import SweepSpec  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 UIDS = ["anaphor_number_agreement", "determiner_noun_agreement", "subject_verb_agreement_simple"]
@@ -62,26 +64,38 @@ def is_dominated(a, b, signs) -> bool:
 # --- fast: synthetic results through every section ------------------------------------------
 
 
-def synthetic(n: int = 10, seed: int = 0) -> tuple[dict, list[dict]]:
+SYNTHETIC_SPACE = {
+    "description": "test space", "fixed": {},
+    "search": {
+        "schedule": {"type": "categorical", "choices": ["linear", "cosine", "gaussian", "bimodal_gaussian"]},
+        "derivative_power": {"type": "float", "low": 0.0, "high": 1.0},
+        "gaussian_mean": {"type": "float", "low": 0.1, "high": 0.5, "when": {"schedule": "gaussian"}},
+        "bimodal_right_rate": {"type": "float", "low": 0.5, "high": 4.0, "log": True},
+        "frequency_curriculum": {"type": "bool"},
+        "model.num_layers": {"type": "int", "low": 1, "high": 4},
+    },
+}
+
+
+def make_spec(objectives=(("pairs_acc", "max"), ("val_nelbo", "min")), space=SYNTHETIC_SPACE, **config) -> SweepSpec:
+    """A SweepSpec as run.py writes it, for results that never ran on Ray."""
+    from sweeps.spec import DataRef, Objective, Provenance, SearchSettings, SpaceSpec
+    from trainer.config import TrainConfig
+
+    return SweepSpec(
+        name="synthetic", storage="/nonexistent", space=SpaceSpec(name="full", **space),
+        search=SearchSettings(algorithm="tpe", scheduler="asha"),
+        objectives=tuple(Objective(metric=m, mode=d) for m, d in objectives),
+        base_config=TrainConfig(max_steps=30, schedule="cosine", **config),
+        data=DataRef(data_root="/nonexistent", data_hash="abc123"),
+        provenance=Provenance(code_version="deadbeef", created="2026-01-01T00:00:00", command="run.py"),
+    )
+
+
+def synthetic(n: int = 10, seed: int = 0) -> tuple[SweepSpec, list[dict]]:
     """A `full`-like space (categorical, conditional, log, bool, int) with held-out pairs."""
     rng = np.random.default_rng(seed)
-    sweep = {
-        "name": "synthetic", "space": "full", "search": "tpe", "scheduler": "asha", "search_optional": False,
-        "metric": "pairs_acc", "mode": "max", "objectives": [["pairs_acc", "max"], ["val_nelbo", "min"]],
-        "space_definition": {
-            "description": "test space", "fixed": {},
-            "search": {
-                "schedule": "one of linear, cosine, gaussian, bimodal_gaussian",
-                "derivative_power": "float [0, 1]",
-                "gaussian_mean": "float [0.1, 0.5] when schedule = gaussian",
-                "bimodal_right_rate": "float [0.5, 4] log",
-                "frequency_curriculum": "bool",
-                "model.num_layers": "int [1, 4]",
-            },
-        },
-        "base_config": {"max_steps": 30, "preset": "tiny", "schedule": "cosine"},
-        "data_hash": "abc123", "code_version": "deadbeef", "created": "2026-01-01T00:00:00", "command": "run.py",
-    }
+    sweep = make_spec()
     schedules = ["linear", "cosine", "gaussian", "bimodal_gaussian"]
     rows = []
     for i in range(n):
@@ -103,8 +117,9 @@ def synthetic(n: int = 10, seed: int = 0) -> tuple[dict, list[dict]]:
             status, history = "ERROR", []  # failed before reporting
         if i == n - 2:
             status, history = "ERROR", history[:1]  # failed after one report
+        metrics = dict(history[-1]) if history else {}
         rows.append({"trial_id": f"t{i:02d}", "number": i + 1, "status": status, "values": values,
-                     "metrics": dict(history[-1]) if history else {}, "history": history})
+                     "state": trial_state(status, metrics.get("step", 0), 30), "metrics": metrics, "history": history})
     return sweep, rows
 
 
@@ -139,7 +154,7 @@ def test_every_section_from_synthetic_results(tmp_path):
     assert [y for _, y in points] == [r["metrics"]["pairs_acc"] for r in finished]
 
     # Importance of every searched parameter (PED-ANOVA scores conditional ones too).
-    assert set(data["importances"]) == set(sweep["space_definition"]["search"])
+    assert set(data["importances"]) == set(sweep.space.search)
     assert math.isclose(sum(data["importances"].values()), 1.0)
 
     # Metric vs numeric parameters, one colour (legend entry) per schedule.
@@ -181,8 +196,8 @@ def test_every_section_from_synthetic_results(tmp_path):
 
 
 def test_report_says_why_importance_is_omitted(tmp_path):
-    sweep, rows = synthetic(n=3)
-    sweep.pop("objectives")
+    _, rows = synthetic(n=3)
+    sweep = make_spec(objectives=(("pairs_acc", "max"),))
     rows = rows[:1]
     index = report.render_report(sweep, rows, tmp_path / "report")
     page, data = check_page(index.parent)
@@ -191,25 +206,27 @@ def test_report_says_why_importance_is_omitted(tmp_path):
 
 
 def test_distributions_from_recorded_space():
-    """sweep.json records each parameter as Param.describe() text; the study's distributions
-    are rebuilt from it (bounds widened to the sampled values, types kept)."""
+    """sweep.json records the space as data; read back from JSON, the study's distributions
+    are the space's own (bounds, log scale, choices and types kept)."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     from search_spaces import load_space
 
     space = load_space("full")
-    sweep = {"space_definition": {"search": {p.name: p.describe() for p in space.params}, "fixed": {}}}
+    spec = make_spec(space=space.as_data())
+    spec = SweepSpec.model_validate_json(spec.to_json())  # through sweep.json
+    assert spec.space.load().params == space.params
     rows = [{"values": {"schedule": "gaussian", "derivative_power": 0.3, "gaussian_mean": 0.2, "frequency_weighting": "rank",
                         "frequency_curriculum": True, "model.time_conditioning": False, "bimodal_right_rate": 1.0}}]
-    dists = report.distributions(sweep, rows)
+    dists = report.distributions(spec, rows)
     assert dists["schedule"] == CategoricalDistribution(["linear", "cosine", "cosine_squared", "gaussian", "bimodal_gaussian"])
     assert dists["derivative_power"] == FloatDistribution(0.0, 1.0)
     assert dists["gaussian_mean"] == FloatDistribution(0.1, 0.5)
     assert dists["bimodal_right_rate"] == FloatDistribution(0.5, 4.0, log=True)
     assert dists["frequency_curriculum"] == CategoricalDistribution([False, True])
-    assert report.parse_param("int [1, 8] log (optional)") == {"type": "int", "low": 1.0, "high": 8.0, "log": True, "choices": []}
-    assert isinstance(report.distributions({"space_definition": {"search": {"n": "int [1, 8]"}}}, [{"values": {"n": 3}}])["n"],
-                      IntDistribution)
+    assert set(dists) == set(rows[0]["values"])  # only what trials sampled
+    ints = make_spec(space={"search": {"model.num_layers": {"type": "int", "low": 1, "high": 8, "log": True}}})
+    assert report.distributions(ints, [{"values": {"model.num_layers": 3}}])["model.num_layers"] == IntDistribution(1, 8, log=True)
 
 
 def test_cli_rejects_a_folder_that_is_not_a_sweep(tmp_path):
@@ -303,7 +320,7 @@ def test_report_of_a_real_sweep_plots_the_results(sweep_dir, report_index):
 
     # Header and leaderboard.
     sweep = json.loads((sweep_dir / "sweep.json").read_text())
-    for text in (sweep["data_hash"], sweep["code_version"], "bimodal_p", "tpe", "pairs_acc (max)"):
+    for text in (sweep["data"]["data_hash"], sweep["provenance"]["code_version"], "bimodal_p", "tpe", "pairs_acc (max)"):
         assert text in page
     for trial_id in last:
         assert f">{trial_id}</td>" in page

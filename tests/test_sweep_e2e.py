@@ -78,7 +78,7 @@ def check_sweep(folder: Path) -> dict:
     # Which validation rows every trial scored, as sweep.json recorded them.
     sweep = json.loads((folder / "sweep.json").read_text())
     validation = best["provenance"]["validation"]
-    assert validation == sweep["validation"] and validation["rows"] == sweep["base_config"]["val_rows"]
+    assert validation == sweep["data"]["validation"] and validation["rows"] == sweep["base_config"]["val_rows"]
     assert [f["path"] for f in validation["files"]] == ["builtin.dev"]
     rows = (folder / "leaderboard.csv").read_text().splitlines()
     assert rows[0].startswith("rank,trial_id") and len(rows) == 3

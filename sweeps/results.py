@@ -1,0 +1,150 @@
+"""One reader of a sweep's results, for export, report and confirmation alike.
+
+`read_trials(spec)` turns Tune's files into one plain row per trial Tune knows:
+
+    trial_id   Tune's trial id
+    number     creation order (Tune's experiment tag starts with it)
+    status     Tune's status (TERMINATED, ERROR, RUNNING, PENDING), or DIVERGED
+    state      what happened, in words: "finished", "stopped at step N", "diverged",
+               "running", "error"
+    reason     why a diverged trial ended
+    values     the searched values
+    config     the trial's TrainConfig
+    metrics    the last reported result (numbers only)
+    history    every reported result (numbers only), in order
+    path       the trial's folder
+
+and the rest of this module ranks them, finds a Pareto front and applies a confirmation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import re
+from typing import Sequence
+
+from sweeps import storage
+from sweeps.spec import Objective, SweepError, SweepSpec
+from sweeps.trial import trial_config, trial_values
+
+CONFIRMATION_FILE = "confirmation.json"
+CONFIRM_DIR = "confirm"
+
+
+def read_trials(spec: SweepSpec, experiment: str | None = None) -> list[dict]:
+    """Every trial of the sweep (or of `experiment`, e.g. its confirmation stage), in creation order."""
+    from ray.tune import ExperimentAnalysis
+
+    experiment = experiment or spec.experiment
+    try:
+        analysis = ExperimentAnalysis(experiment, default_metric=spec.metric, default_mode=spec.mode)
+        frames = analysis.trial_dataframes
+    except Exception as exc:  # Ray raises several types for a missing/unreadable state
+        raise SweepError(f"cannot read Tune results in {experiment}: {str(exc).splitlines()[0]}") from None
+    rows = []
+    for position, trial in enumerate(analysis.trials):
+        last = numeric(trial.last_result or {})
+        diverged = bool((trial.last_result or {}).get("diverged"))
+        frame = frames.get(trial.trial_id)
+        # NaN in the dataframe is padding (a key some results lack), not a reported value.
+        history = [] if frame is None or frame.empty else [numeric(r, drop_nan=True) for r in frame.to_dict("records")]
+        status = "DIVERGED" if diverged else trial.status
+        rows.append({
+            "trial_id": trial.trial_id,
+            "number": _tag_counter(trial.experiment_tag, position),
+            "status": status,
+            "state": trial_state(status, last.get("step", 0), spec.full_budget),
+            "reason": (trial.last_result or {}).get("diverged_reason", ""),
+            "values": trial_values(trial.config),
+            "config": trial_config(trial.config, spec),
+            "metrics": last,
+            "history": history,
+            "path": trial.path,
+        })
+    rows.sort(key=lambda row: row["number"])
+    return rows
+
+
+def trial_state(status: str, step: int, full_budget: int) -> str:
+    """What happened to a trial, in words a leaderboard can show."""
+    if status == "DIVERGED":
+        return "diverged"
+    if status == "ERROR":
+        return "error"
+    if status in ("RUNNING", "PENDING", "PAUSED"):
+        return status.lower()
+    return "finished" if step >= full_budget else f"stopped at step {step}"
+
+
+def _tag_counter(tag: str | None, fallback: int) -> int:
+    match = re.match(r"(\d+)", tag or "")
+    return int(match.group(1)) if match else fallback
+
+
+def numeric(record: dict, drop_nan: bool = False) -> dict:
+    """The numeric entries of a result (not bools), as Python numbers."""
+    import numpy as np
+
+    out = {}
+    for key, value in record.items():
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            continue
+        if drop_nan and math.isnan(value):
+            continue
+        out[key] = int(value) if key == "step" else value.item() if isinstance(value, np.generic) else value
+    return out
+
+
+def reported(rows: list[dict], metric: str) -> list[dict]:
+    """Rows that reported `metric` at least once, or diverged (a diverged trial reports NaN)."""
+    return [row for row in rows if metric in row["metrics"] or row["status"] == "DIVERGED"]
+
+
+def rank(rows: list[dict], spec: SweepSpec) -> list[dict]:
+    """Full-budget trials first (an early-stopped trial's number is from fewer steps, so it is
+    not comparable), then by the sweep's objective; non-finite values last."""
+    sign = -1.0 if spec.mode == "max" else 1.0
+
+    def key(row):
+        value = row["metrics"].get(spec.metric, math.nan)
+        bad = not math.isfinite(value)
+        return (row["metrics"].get("step", 0) < spec.full_budget, bad, sign * value if not bad else 0.0)
+
+    return sorted(rows, key=key)
+
+
+def dominates(a: dict, b: dict, objectives: Sequence[Objective]) -> bool:
+    """a is at least as good as b on every objective and better on one."""
+    better = False
+    for objective in objectives:
+        x, y = a["metrics"].get(objective.metric, math.nan), b["metrics"].get(objective.metric, math.nan)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return False
+        if objective.better(y, x):
+            return False
+        better |= x != y
+    return better
+
+
+def pareto_front(rows: list[dict], objectives: Sequence[Objective]) -> list[dict]:
+    """Trials that no other trial dominates (finite objectives only), best first on the first objective."""
+    usable = [r for r in rows if all(math.isfinite(r["metrics"].get(o.metric, math.nan)) for o in objectives)]
+    front = [r for r in usable if not any(dominates(other, r, objectives) for other in usable)]
+    first = objectives[0]
+    return sorted(front, key=lambda r: (-1.0 if first.mode == "max" else 1.0) * r["metrics"][first.metric])
+
+
+def load_confirmation(spec: SweepSpec) -> dict | None:
+    path = storage.join(spec.experiment, CONFIRMATION_FILE)
+    return json.loads(storage.read_text(path)) if storage.exists(path) else None
+
+
+def apply_confirmation(rows: list[dict], confirmation: dict | None) -> list[dict]:
+    """Confirmed configurations first, in confirmed order; the rest keep the sweep's order."""
+    if not confirmation or not confirmation.get("configs"):
+        return rows
+    order = {entry["trial_id"]: entry["rank"] for entry in confirmation["configs"] if entry["values_per_seed"]}
+    confirmed = sorted((r for r in rows if r["trial_id"] in order), key=lambda r: order[r["trial_id"]])
+    return confirmed + [r for r in rows if r["trial_id"] not in order]

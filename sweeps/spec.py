@@ -1,0 +1,251 @@
+"""What a sweep is: one typed, frozen `SweepSpec`, and `sweep.json` is its JSON.
+
+`run.py` builds it from the flags once; every later part (the trials, the results reader,
+export, report, confirmation, final training) receives the spec and reads typed fields,
+never a dict of settings or an argparse namespace. It holds:
+
+- the search space as data (the same mapping as its YAML file; it round-trips through
+  JSON and is re-validated when read back), the search and scheduler settings, and the
+  objectives (one list: the first is what a single-objective sweep ranks by);
+- the base `TrainConfig` every trial starts from;
+- the data reference (prepared data folder and its content hash, pairs folder, the
+  tuning/held-out pair split and the validation sample every trial scores);
+- the resources of a trial, W&B settings, and provenance (code version, package
+  versions, the exact command).
+
+This module imports no Ray: it is the bottom layer of `sweeps/`
+(spec -> tuning -> results -> export / report / confirm -> run).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from search_spaces import SearchSpace, parse_space
+from sweeps import storage
+from trainer.config import TrainConfig
+from trainer.errors import UserError
+
+SWEEP_FILE = "sweep.json"
+SPEC_VERSION = 2  # 1: the untyped sweep dict before SweepSpec
+SEARCHES = ("tpe", "random", "grid", "cmaes")
+SCHEDULERS = ("asha", "hyperband", "median", "none")
+RUNNERS = ("inline", "train")
+
+
+class SweepError(UserError):
+    """Bad sweep input or a sweep folder that cannot be used; one line."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Objective(_Frozen):
+    metric: str
+    mode: Literal["min", "max"]
+
+    def better(self, a: float, b: float) -> bool:
+        """a is strictly better than b."""
+        return a > b if self.mode == "max" else a < b
+
+
+class SpaceSpec(_Frozen):
+    """A search space as data: exactly the mapping of its YAML file, plus where it came from."""
+
+    name: str
+    source: str = ""
+    description: str = ""
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    search: dict[str, dict[str, Any]]
+
+    @classmethod
+    def of(cls, space: SearchSpace) -> "SpaceSpec":
+        data = space.as_data()
+        return cls(name=space.name, source=space.source, **data)
+
+    def load(self) -> SearchSpace:
+        """The validated SearchSpace (parsed again, so a hand-edited sweep.json is checked too)."""
+        return parse_space({"description": self.description, "fixed": dict(self.fixed), "search": dict(self.search)},
+                           self.name, self.source or self.name)
+
+
+class SearchSettings(_Frozen):
+    algorithm: Literal["tpe", "random", "grid", "cmaes"] = "tpe"
+    scheduler: Literal["asha", "hyperband", "median", "none"] = "asha"
+    num_samples: int = Field(default=8, ge=1)
+    max_concurrent: int = Field(default=0, ge=0)  # 0: as resources allow
+    include_optional: bool = False
+    evals_per_trial: int = Field(default=4, ge=1)
+    seed: int = Field(default=0, ge=0)
+
+
+class DataRef(_Frozen):
+    data_root: str
+    data_hash: str
+    pairs_dir: str | None = None
+    pairs_split: dict[str, Any] | None = None
+    validation: dict[str, Any] | None = None
+
+
+class Resources(_Frozen):
+    runner: Literal["inline", "train"] = "inline"
+    workers_per_trial: int = Field(default=1, ge=1)
+    cpus_per_worker: float = Field(default=1.0, gt=0)
+    gpus_per_worker: float = Field(default=0.0, ge=0)
+    max_trial_failures: int = 1  # a trial whose worker/node died is retried once, from its checkpoint
+    max_worker_failures: int = 2  # Ray Train restarts a dead worker group this often within a trial
+
+    @property
+    def worker_cpus(self) -> float:
+        """CPUs each Train worker reserves: a whole CPU leaves 0.01 for the trial that drives them."""
+        return self.cpus_per_worker - 0.01 if self.cpus_per_worker >= 1 else self.cpus_per_worker
+
+    @property
+    def cpus_per_trial(self) -> float:
+        if self.runner == "inline":
+            return self.cpus_per_worker * self.workers_per_trial
+        return self.worker_cpus * self.workers_per_trial + 0.01
+
+    @property
+    def gpus_per_trial(self) -> float:
+        return self.gpus_per_worker * self.workers_per_trial
+
+
+class WandbSettings(_Frozen):
+    mode: Literal["online", "offline", "disabled"] = "offline"
+    project: str = "mdlm-sweeps"
+    entity: str | None = None
+    dir: str | None = None  # local sweeps keep their W&B files in the sweep folder
+
+
+class Provenance(_Frozen):
+    code_version: str
+    versions: dict[str, str] = Field(default_factory=dict)
+    command: str = ""
+    created: str = ""
+
+
+class SweepSpec(_Frozen):
+    spec_version: int = SPEC_VERSION
+    name: str
+    storage: str
+    space: SpaceSpec
+    search: SearchSettings
+    objectives: tuple[Objective, ...] = Field(min_length=1)
+    base_config: TrainConfig
+    data: DataRef
+    resources: Resources = Resources()
+    wandb: WandbSettings = WandbSettings()
+    provenance: Provenance
+
+    @field_validator("objectives")
+    @classmethod
+    def _distinct(cls, objectives):
+        names = [o.metric for o in objectives]
+        if len(set(names)) != len(names):
+            raise ValueError(f"objectives name a metric twice: {', '.join(names)}")
+        return objectives
+
+    # --- derived -------------------------------------------------------------
+    @property
+    def experiment(self) -> str:
+        """<storage>/<name>: where Tune and everything else of this sweep lives."""
+        return storage.join(self.storage, self.name)
+
+    @property
+    def objective(self) -> Objective:
+        """What a single-objective sweep ranks by (the first objective)."""
+        return self.objectives[0]
+
+    @property
+    def metric(self) -> str:
+        return self.objectives[0].metric
+
+    @property
+    def mode(self) -> str:
+        return self.objectives[0].mode
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def objective_names(self) -> tuple[str, ...]:
+        return tuple(o.metric for o in self.objectives)
+
+    @property
+    def full_budget(self) -> int:
+        """Steps of a trial that was not stopped early."""
+        return self.base_config.max_steps
+
+    @property
+    def train_storage(self) -> str:
+        return storage.join(self.storage, self.name, "train_runs")
+
+    def with_changes(self, **changes) -> "SweepSpec":
+        """A validated copy with some fields replaced (e.g. the confirmation stage's name)."""
+        return SweepSpec.model_validate({**self.model_dump(), **changes})
+
+    # --- sweep.json ---------------------------------------------------------------
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    def save(self) -> None:
+        storage.write_text(storage.join(self.experiment, SWEEP_FILE), self.to_json())
+
+    @classmethod
+    def load(cls, experiment: str) -> "SweepSpec":
+        path = storage.join(experiment, SWEEP_FILE)
+        if not storage.exists(path):
+            raise SweepError(f"{experiment} is not a sweep folder (no {SWEEP_FILE})")
+        try:
+            data = json.loads(storage.read_text(path))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SweepError(f"{path} is not valid JSON ({exc})") from None
+        if not isinstance(data, dict) or data.get("spec_version") != SPEC_VERSION:
+            version = data.get("spec_version", 1) if isinstance(data, dict) else None
+            raise SweepError(f"{path} has spec version {version}, this code reads {SPEC_VERSION}: "
+                             f"run that sweep's results with the code version it was made with")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            raise SweepError(f"{path}: field '{where}': {err.get('msg', 'invalid')}") from None
+
+
+def code_version() -> str:
+    """git commit of the project (with -dirty), else the package version."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=root,
+                             capture_output=True, text=True, timeout=10)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        from importlib.metadata import version
+
+        return f"mdlm-sweeps {version('mdlm-sweeps')}"
+    except Exception:
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages a sweep's numbers depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("ray", "torch", "optuna", "tokenizers", "pyarrow", "wandb"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found

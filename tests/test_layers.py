@@ -1,0 +1,73 @@
+"""The walls of the house (shared/reference/house.md), checked on the source: modules import
+one way, counting imports hidden inside functions."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# sweeps/ from the bottom layer up: a module may import only modules of a lower layer.
+SWEEPS_LAYERS = [{"storage"}, {"spec"}, {"trial"}, {"tuning"}, {"results"}, {"export", "confirm"}, {"report"},
+                 {"final", "run"}]
+
+
+def project_imports(path: Path) -> set[str]:
+    """Every project module a file imports, at any depth of its code (`sweeps.spec`, ...)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        found.update(n for n in names if n.split(".")[0] in ("sweeps", "trainer", "search_spaces"))
+    return found
+
+
+def sweeps_edges() -> dict[str, set[str]]:
+    modules = {p.stem for p in (ROOT / "sweeps").glob("*.py") if p.stem != "__init__"}
+    edges = {}
+    for name in modules:
+        targets = {n.split(".")[1] for n in project_imports(ROOT / "sweeps" / f"{name}.py")
+                   if n.startswith("sweeps.") and n.split(".")[1] in modules}
+        edges[name] = targets - {name}
+    return edges
+
+
+def test_sweeps_import_one_way():
+    edges = sweeps_edges()
+    layer = {name: i for i, names in enumerate(SWEEPS_LAYERS) for name in names}
+    assert set(edges) == set(layer), f"modules without a layer: {set(edges) ^ set(layer)}"
+    upward = [(a, b) for a, targets in edges.items() for b in targets if layer[b] >= layer[a] and a != b]
+    assert not upward, f"imports that go up or sideways: {upward}"
+
+
+def test_sweeps_has_no_import_cycle():
+    edges = sweeps_edges()
+    state: dict[str, int] = {}
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in edges[node]:
+            assert state.get(nxt) != 1, f"import cycle: {' -> '.join(path + [nxt])}"
+            if nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for name in edges:
+        if name not in state:
+            visit(name, [name])
+
+
+def test_trainer_and_spaces_never_import_sweeps():
+    for folder in ("trainer", "search_spaces"):
+        for path in (ROOT / folder).rglob("*.py"):
+            assert not any(n.startswith("sweeps") for n in project_imports(path)), path
+
+
+def test_the_entry_point_imports_cleanly():
+    result = subprocess.run([sys.executable, "-c", "import sweeps.run"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
