@@ -2,9 +2,10 @@
 
     python benchmarks/masking_cost.py [--quick] [--preset tiny] [--power 0.5]
 
-Two copies of train_loop's step (`throughput.StepReplica`), identical but for
-`frequency_power` (0 = uniform; q > 0 with the curriculum off, so every step takes the
-frequency path), take turns step by step so both see the same machine load. Reported:
+Two runs of train_loop's own step (`throughput.StepReplica`, which calls
+`trainer.loop.train_step`), identical but for `frequency_power` (0 = uniform; q > 0 with
+the curriculum off, so every step takes the frequency path), take turns step by step so
+both see the same machine load. Reported:
 - overhead_ratio: median frequency-informed step time / median uniform step time (target < 1.05);
 - the masking part alone (the loop's masking lines on one micro-batch, many repetitions),
   which gives the same overhead with far less noise: (freq - uniform masking) / uniform step;

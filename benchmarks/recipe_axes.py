@@ -91,7 +91,8 @@ def masking_figures(module, data, rows: int = 2048, draws: int = 16) -> dict:
 
 
 def train_tiny(data, corpus: Path, steps: int, out: Path):
-    from trainer.loop import load_checkpoint, train_loop
+    from trainer.checkpoint import load_checkpoint
+    from trainer.loop import train_loop
     from trainer.model import build_model
 
     config = TrainConfig(corpus=str(corpus), max_steps=steps, eval_every=steps, checkpoint_every=steps, val_rows=32)

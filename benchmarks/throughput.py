@@ -11,9 +11,10 @@ paired before/after measurements of candidate speed-ups.
 2. MFU = model FLOPs per token (formula in `common.flops_per_token`) x tokens/s / the peak
    FLOP/s of a square matmul measured in this run at the precision the step uses and the same
    thread count (measured before and after the runs; the larger is the peak).
-3. The step taken apart: the same step as `train_loop` (`StepReplica`, a copy of its body
-   with timers between the parts: data, masking, forward + loss, backward, optimizer, EMA, the
-   rest), so the bottleneck is named; and the aten ops that take most of a step (profiler).
+3. The step taken apart: the loop's own step, `trainer.loop.train_step` (`StepReplica` sets it
+   up as `train_loop` does and times the parts it reports: data, masking, forward + loss,
+   backward, optimizer, EMA, the rest), so the bottleneck is named; and the aten ops that take
+   most of a step (profiler).
 4. Variants, each against the baseline in the same process, steps interleaved (baseline,
    variant, baseline, ...) so both see the same machine load; reported as a speed-up with the
    spread of the per-pair ratios. A variant is a flag or a monkeypatch here, the trainer is
@@ -50,21 +51,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import trainer.loop as loop  # noqa: E402
+from trainer.budget import resolve_max_steps  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402
 from trainer.data.dataset import TokenShard, load_frequencies  # noqa: E402
 from trainer.data.prepare import open_prepared  # noqa: E402
-from trainer.data.tokenizer import MASK_ID, NUM_SPECIAL_TOKENS, PAD_ID  # noqa: E402
-from trainer.masking import (  # noqa: E402
-    apply_mask,
-    curriculum_power,
-    maskable_positions,
-    masked_fraction,
-    masking_probabilities,
-    token_weights,
-)
-from trainer.objective import masked_logits, weighted_nelbo  # noqa: E402
-from trainer.optim import build_optimizer, lr_multiplier  # noqa: E402
-from trainer.schedules import ScheduleParams, sample_schedule  # noqa: E402
+from trainer.data.tokenizer import NUM_SPECIAL_TOKENS  # noqa: E402
+from trainer.masking import token_weights  # noqa: E402
+from trainer.optim import build_optimizer  # noqa: E402
+from trainer.schedules import ScheduleParams  # noqa: E402
 
 PARTS = ("data", "masking", "forward", "backward", "optimizer", "ema", "other")
 VARIANTS = ("bf16", "fp32", "compile", "threads2", "no_attn_dropout", "trim_every_step")
@@ -148,11 +142,8 @@ def _relative_spread(values) -> float:
 
 
 class StepReplica:
-    """Set up as train_loop does and take its step with a timer between the parts.
-
-    The body of `step` is train_loop's step (one worker), in the same order with the same
-    calls; keep the two in step when the loop changes.
-    """
+    """Set up as train_loop does (one worker) and take its step, `loop.train_step`, timing the
+    parts it reports (`times[part]` adds up each part's seconds)."""
 
     def __init__(self, config: TrainConfig, data_root: Path, device: str):
         self.config, self.device = config, torch.device(device)
@@ -168,14 +159,19 @@ class StepReplica:
         self.optimizer = build_optimizer(self.model, config)
         self.autocast = loop.autocast_factory(config.precision, self.device)
         self.schedule = ScheduleParams.from_config(config)
+        self.setup = loop.StepSetup(
+            config, self.model, self.ema, self.optimizer, self.schedule, self.weights, self.rows, self.autocast,
+            self.device, total_steps=resolve_max_steps(config, data.row_words("train")),
+            accumulation=config.batch_size // config.micro_batch_size,
+        )
         self.state = loop.LoopState()
+        self.window = loop.Window(torch.zeros((), device=self.device))
         self.vocab_size = data.vocab_size
         self.masked_tokens = 0
         self.tokens = 0
 
     def step(self, times: dict[str, float]) -> None:
-        config, device = self.config, self.device
-        sync = lambda: common.synchronize(device.type)  # noqa: E731
+        sync = lambda: common.synchronize(self.device.type)  # noqa: E731
         tick = time.perf_counter()
 
         def lap(part: str) -> None:
@@ -185,58 +181,13 @@ class StepReplica:
             times[part] = times.get(part, 0.0) + now - tick
             tick = now
 
-        state = self.state
-        progress = state.step / config.max_steps
-        lr = config.lr * lr_multiplier(
-            state.step, config.max_steps, config.warmup_proportion, config.cooldown_proportion, config.lr_floor
-        )
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        torch.manual_seed(loop._seed_for(config.seed, state.step, 0))
-        lap("other")
-        indices, next_position = loop.next_global_batch(self.rows.num_rows, config.batch_size, config.seed, state.position)
-        frequency_power = curriculum_power(
-            config.frequency_power, progress, config.frequency_curriculum, config.frequency_curriculum_end
-        )
-        self.model.train()
-        window_loss = torch.zeros((), device=device)
-        micro = config.micro_batch_size
-        accumulation = config.batch_size // micro
-        for micro_index in range(accumulation):
-            start = micro_index * micro
-            ids = torch.from_numpy(self.rows.rows(indices[start : start + micro]))
-            lap("data")
-            generator = torch.Generator().manual_seed(loop._seed_for(config.seed, state.step, 0, micro_index))
-            rates, loss_weights = sample_schedule(len(ids), self.schedule, progress, generator)
-            maskable = maskable_positions(ids, NUM_SPECIAL_TOKENS)
-            probs = masking_probabilities(ids, rates, maskable, self.weights, frequency_power)
-            noisy, masked = apply_mask(ids, probs, MASK_ID, generator)
-            time_input = masked_fraction(masked, maskable)
-            lap("masking")
-            ids, noisy, masked = ids.to(device, non_blocking=True), noisy.to(device), masked.to(device)
-            attention = ids != PAD_ID
-            with self.autocast():
-                logits = masked_logits(self.model, noisy, attention, masked, time_input.to(device), NUM_SPECIAL_TOKENS)
-            loss, _ = weighted_nelbo(logits, ids, masked, loss_weights.to(device), attention.sum())
-            lap("forward")
-            (loss / accumulation).backward()
-            lap("backward")
-            window_loss += loss.detach() / accumulation
-            _ = float(rates.mean())
-            self.masked_tokens += int(masked.sum())
-            self.tokens += masked.numel()
-            lap("other")
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        lap("optimizer")
-        loop.update_ema(self.ema, self.model, loop.ema_decay(config.ema_decay, state.step))
-        lap("ema")
-        self.state = loop.LoopState(state.step + 1, next_position)
-        if self.state.step % loop.TRIM_EVERY_STEPS == 0:
+        result = loop.train_step(self.setup, self.state, self.window, lap)
+        self.state = result.state
+        if self.state.step % loop.TRIM_EVERY_STEPS == 0:  # as train_loop does after the step
             loop.release_freed_memory()
         lap("other")
+        self.masked_tokens += result.masked_tokens
+        self.tokens += result.tokens
 
 
 def step_parts(config: TrainConfig, data_root: Path, device: str, warmup: int, steps: int, profile: bool) -> dict:

@@ -108,16 +108,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def export_final(out: Path, sweep_provenance: dict, experiment: str) -> int:
     """Export the last checkpoint's EMA weights as the final model folder `<out>/model`."""
+    from trainer.checkpoint import load_checkpoint
     from trainer.config import TrainConfig
     from trainer.export import export_model
-    from trainer.loop import load_checkpoint
 
     run = out / "train"
-    checkpoints = sorted(p for p in (run / "checkpoints").glob("step_*") if ".tmp-" not in p.name)
-    if not checkpoints:  # Ray Train keeps its checkpoints in its own storage; the loop's are here
-        print(f"error: no checkpoint in {run / 'checkpoints'}", file=sys.stderr)
+    try:
+        state = load_checkpoint(run)  # the loop's latest (Ray Train keeps its copies in its own storage)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
-    state = load_checkpoint(checkpoints[-1])
     config = TrainConfig.parse(state["config"])
     data = json.loads((run / "data.json").read_text())
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]

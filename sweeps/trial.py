@@ -47,6 +47,8 @@ def run_trial(tune_config: dict, *, spec: SweepSpec) -> None:
         "resume_from": None,
         "cpus_per_worker": spec.resources.cpus_per_worker,
         "objectives": spec.objective_names,
+        # Ray copies every reported checkpoint into the sweep's storage: the trial's own copy goes.
+        "keep_reported_checkpoints": False,
     }
     if spec.resources.runner == "inline":
         from trainer.train import run_worker

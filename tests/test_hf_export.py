@@ -26,7 +26,8 @@ from trainer.data.tokenizer import BOS_ID, MASK_ID, NUM_SPECIAL_TOKENS, PAD_ID, 
 from trainer.evaluate import eval_time, pseudo_log_likelihoods, score_pairs
 from trainer.export import ExportError, export_model, main as export_main
 import trainer.model as trainer_model
-from trainer.loop import load_checkpoint, train_loop
+from trainer.checkpoint import load_checkpoint
+from trainer.loop import train_loop
 from trainer.model import build_model
 
 pytestmark = pytest.mark.slow

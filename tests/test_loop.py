@@ -8,7 +8,8 @@ import torch
 from trainer.config import TrainConfig
 from trainer.data.pairs import load_pairs, split_pairs
 from trainer.data.prepare import prepare_corpus
-from trainer.loop import load_checkpoint, train_loop
+from trainer.checkpoint import load_checkpoint
+from trainer.loop import train_loop
 
 from conftest import SMALL_MODEL, write_toy_corpus
 
@@ -84,3 +85,38 @@ def test_resume_continues_identically(prepared, tmp_path):
     assert a["position"] == b["position"]
     steps = [json.loads(l)["step"] for l in (split / "metrics.jsonl").read_text().splitlines()]
     assert steps == [4, 8]  # continuous history, nothing duplicated
+
+
+def test_benchmark_times_the_loops_own_step(prepared, tmp_path, monkeypatch):
+    """benchmarks/throughput.py's StepReplica takes `train_step` with its timing hook: from the
+    same start, its steps give the loop's weights, EMA and data position to the bit."""
+    from pathlib import Path
+
+    from trainer.loop import train_step
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import throughput
+
+    data, _ = prepared
+    config = small_config()  # 8 steps of two micro-batches, frequency curriculum, clipping
+    train_loop(config, data.root, tmp_path, show_progress=False)
+    saved = load_checkpoint(tmp_path / "checkpoints" / "step_00000008")
+
+    replica = throughput.StepReplica(config, data.root, "cpu")
+    times: dict[str, float] = {}
+    for _ in range(config.max_steps):
+        replica.step(times)
+    for key, value in replica.model.state_dict().items():
+        assert torch.equal(value, saved["model"][key]), key
+    for key, value in replica.ema.state_dict().items():
+        assert torch.equal(value, saved["ema"][key]), key
+    position = replica.state.position
+    assert (replica.state.step, {"epoch": position.epoch, "offset": position.offset}) == (saved["step"], saved["position"])
+    assert set(times) == set(throughput.PARTS) and all(t > 0 for t in times.values())
+    assert replica.tokens == 8 * 16 * 32 and 0 < replica.masked_tokens < replica.tokens
+
+    # The hook sees every part, in the step's order.
+    parts: list[str] = []
+    train_step(replica.setup, replica.state, replica.window, parts.append)
+    micro_batch = ["data", "masking", "forward", "backward", "other"]
+    assert parts == ["other"] + micro_batch * 2 + ["optimizer", "ema"]

@@ -45,9 +45,11 @@ import torch
 from safetensors.torch import save_file
 from tokenizers import processors
 
-from trainer.config import ConfigError, TrainConfig
+from trainer.checkpoint import checkpoint_file as find_checkpoint_file
+from trainer.checkpoint import load_checkpoint
+from trainer.config import TrainConfig
+from trainer.data.prepare import MANIFEST_FILE, TOKENIZER_FILE, open_prepared
 from trainer.errors import UserError
-from trainer.data.prepare import MANIFEST_FILE, TOKENIZER_FILE, DataError, open_prepared
 from trainer.data.tokenizer import (
     BOS_ID,
     BOS_TOKEN,
@@ -74,7 +76,6 @@ NETWORK_SOURCE = Path(__file__).with_name("model.py")
 NETWORK_FILE = "mdlm_model.py"
 NETWORK_PREFIX = "model.network."  # where MdlmModel / MdlmForMaskedLM hold the DiffusionLM
 WEIGHTS_FILE = "model.safetensors"
-CHECKPOINT_FILE = "state.pt"  # as trainer/loop.py writes it (not imported: the loop imports this module)
 TIED_KEY = "classifier.decoder.weight"  # same tensor as embedding.word_embedding.weight
 
 
@@ -358,35 +359,6 @@ def export_model(
 # --------------------------------------------------------------------------------------
 
 
-def find_checkpoint(source: Path) -> Path:
-    """A state.pt file, a checkpoint folder, or a run folder (its latest checkpoint)."""
-    if source.is_file():
-        return source
-    if not source.is_dir():
-        raise ExportError(f"{source} does not exist")
-    if (source / CHECKPOINT_FILE).is_file():
-        return source / CHECKPOINT_FILE
-    steps = []
-    for folder in (source / "checkpoints").glob("step_*"):
-        number = folder.name.removeprefix("step_")
-        if number.isdigit() and (folder / CHECKPOINT_FILE).is_file():  # skips .tmp- leftovers
-            steps.append((int(number), folder))
-    if not steps:
-        raise ExportError(f"{source} is not a run folder (no checkpoints/step_*/{CHECKPOINT_FILE}) nor a checkpoint folder")
-    return max(steps)[1] / CHECKPOINT_FILE
-
-
-def read_checkpoint(path: Path) -> dict:
-    try:
-        # weights_only=False: the checkpoint holds numpy RNG state; it is the user's own file.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise ExportError(f"cannot read checkpoint {path} ({type(exc).__name__})") from None
-    if not isinstance(checkpoint, dict) or "config" not in checkpoint or "ema" not in checkpoint:
-        raise ExportError(f"{path} is not a training checkpoint (no config / ema)")
-    return checkpoint
-
-
 def _recorded_data(checkpoint_file: Path, checkpoint: dict) -> tuple[str | None, str | None]:
     """(data_root, data_hash) as the run recorded them: in the checkpoint itself, else in the
     nearest data.json (the loop writes it into its output folder) or sweep.json (a sweep's
@@ -500,10 +472,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out_dir = Path(args.out).absolute()
         check_target(out_dir, args.overwrite)  # before the (slow) checkpoint read
-        checkpoint_file = find_checkpoint(Path(args.source))
+        checkpoint_file = find_checkpoint_file(Path(args.source))
         if checkpoint_file.absolute().is_relative_to(out_dir):
             raise ExportError(f"the checkpoint {checkpoint_file} lies inside the output folder {out_dir}")
-        checkpoint = read_checkpoint(checkpoint_file)
+        checkpoint = load_checkpoint(checkpoint_file)
         config = TrainConfig.parse(checkpoint["config"])
         if args.tokenizer:
             tokenizer_path = Path(args.tokenizer)
@@ -531,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(state, dict):
             raise ExportError(f"{checkpoint_file} holds no {args.weights} weights")
         path = export_model(state, config, tokenizer_path, out_dir, provenance, overwrite=args.overwrite)
-    except (ExportError, ConfigError, DataError) as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. an output folder we may not write

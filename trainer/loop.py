@@ -1,10 +1,10 @@
 """The training loop: one process, or one worker of a Ray Train / torch.distributed group.
 
-Read top to bottom: set up data, model, EMA and optimiser; then, per optimizer step,
-draw each micro-batch's rows, mask rates and masks, take the weighted NELBO, step,
-update the EMA; every `eval_every` steps evaluate the EMA weights, save a checkpoint
-and hand metrics to the `report` callback the caller gave (which writes them to a file,
-or to Ray). The loop itself knows nothing of Ray.
+Read top to bottom: set up data, model, EMA and optimiser; then, per optimizer step
+(`train_step`), draw each micro-batch's rows, mask rates and masks, take the weighted
+NELBO, step, update the EMA; every `eval_every` steps evaluate the EMA weights, save a
+checkpoint and hand metrics to the `report` callback the caller gave (which writes them
+to a file, or to Ray). The loop itself knows nothing of Ray.
 
 Reproducibility: every random draw of step k on rank r comes from generators seeded
 with (seed, k, r), and the data order from a per-epoch permutation seeded with
@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import shutil
 import time
 from contextlib import nullcontext
@@ -31,6 +30,7 @@ import torch
 import torch.distributed as dist
 
 from trainer.budget import checkpoint_name, resolve_max_steps, words_seen
+from trainer.checkpoint import check_resume_compatible, prune_checkpoints, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.data.dataset import TokenShard, epoch_permutation, load_frequencies
 from trainer.data.pairs import limit_per_paradigm, load_pairs, split_description, split_pairs
@@ -52,7 +52,6 @@ from trainer.optim import build_optimizer, lr_multiplier
 from trainer.schedules import ScheduleParams, sample_schedule
 
 Report = Callable[[dict, "Path | None"], None]
-CHECKPOINT_FILE = "state.pt"
 
 
 class TrainingDiverged(RuntimeError):
@@ -67,16 +66,6 @@ class TrainingDiverged(RuntimeError):
         (the searcher then records the trial as failed and the scheduler skips NaN, so
         it never counts as a good value; a missing metric would break both)."""
         return {"step": self.step, "diverged": 1, "diverged_reason": str(self), **{m: math.nan for m in objectives}}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot continue this run; one line."""
-
-
-# What a resumed run must share with the run that wrote the checkpoint: the weights'
-# shapes, the optimizer state's meaning, and the data position's meaning. (Budget,
-# learning rate and evaluation settings may change: extending a run is legitimate.)
-RESUME_MUST_MATCH = ("model", "optimizer", "vocab_size", "seq_length", "batch_size", "corpus", "seed")
 
 
 @dataclass
@@ -162,68 +151,123 @@ def update_ema(ema_model: torch.nn.Module, model: torch.nn.Module, decay: float)
         ema_param.lerp_(param.detach(), 1.0 - decay)
 
 
-def save_checkpoint(path: Path, model, ema_model, optimizer, config: TrainConfig, state: LoopState,
-                    data: dict | None = None) -> Path:
-    """Write a checkpoint folder atomically (temp folder, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save(
-        {
-            "model": _unwrap(model).state_dict(),
-            "ema": ema_model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "step": state.step,
-            "position": {"epoch": state.position.epoch, "offset": state.position.offset},
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()},
-            "config": config.as_dict(),
-            # Where the tokens came from, so a checkpoint copied away from its run can still
-            # be exported with its own tokenizer (and its data checked by hash).
-            **(data or {}),
-        },
-        tmp / CHECKPOINT_FILE,
-    )
-    (tmp / "config.json").write_text(config.to_json())
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
-    return path
-
-
-def load_checkpoint(path: Path) -> dict:
-    file = Path(path) / CHECKPOINT_FILE if Path(path).is_dir() else Path(path)
-    if not file.exists():
-        raise CheckpointError(f"no checkpoint at {path} (expected {file})")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises several types for damaged files
-        raise CheckpointError(f"checkpoint {file} is unreadable ({type(exc).__name__}); it may be truncated") from None
-    if not isinstance(state, dict) or not {"model", "ema", "optimizer", "step", "config"} <= set(state):
-        raise CheckpointError(f"{file} is not a checkpoint of this trainer")
-    return state
-
-
-def check_resume_compatible(path, config: TrainConfig) -> dict:
-    """Load a checkpoint and refuse it when it was written by an incompatible config."""
-    state = load_checkpoint(Path(path))
-    saved = state["config"]
-    current = config.as_dict()
-    for name in RESUME_MUST_MATCH:
-        if saved.get(name) != current.get(name):
-            if name == "model":
-                diff = [f"{k} {saved['model'].get(k)} vs {v}" for k, v in current["model"].items()
-                        if saved["model"].get(k) != v]
-                detail = ", ".join(diff[:3])
-            else:
-                detail = f"{saved.get(name)!r} vs {current.get(name)!r}"
-            raise CheckpointError(f"checkpoint {path} was written by another config: {name} differs "
-                                  f"(checkpoint vs this run: {detail})")
-    return state
-
-
 def _unwrap(model):
     return model.module if hasattr(model, "module") else model
+
+
+# --- one optimizer step ---------------------------------------------------------------
+
+
+@dataclass
+class StepSetup:
+    """What an optimizer step needs; built once by train_loop (or by a benchmark)."""
+
+    config: TrainConfig
+    model: torch.nn.Module  # wrapped in DistributedDataParallel when world > 1
+    ema_model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: ScheduleParams
+    weights_by_token: torch.Tensor | None  # token_weights(): frequency-informed masking's weights
+    train_rows: TokenShard
+    autocast: Callable  # autocast_factory(): returns the forward pass's autocast context
+    device: torch.device
+    total_steps: int  # the full budget: learning rate, mask schedule and curriculum follow it
+    accumulation: int = 1  # micro-batches per step on each rank
+    rank: int = 0
+    world: int = 1
+
+
+@dataclass
+class Window:
+    """Sums over the steps since the last evaluation, which reports their means. The step adds
+    into it micro-batch by micro-batch: summing a step first and adding that would round
+    differently, and the reported losses would no longer match earlier runs to the bit."""
+
+    loss: torch.Tensor  # sum of the steps' losses, left on the device (no sync per step)
+    rate: float = 0.0  # sum of the steps' mean scheduled mask rates
+    steps: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class StepResult:
+    state: LoopState  # the next step and the data position after this step's batch
+    indices: np.ndarray  # rows of the global batch (every rank's)
+    lr: float
+    frequency_power: float  # the curriculum's q at this step
+    masked_tokens: int  # this rank's masked positions and all its positions, for the benchmarks'
+    tokens: int  # FLOP counts (counted on the CPU before the copy to the device: no sync)
+
+
+def _no_lap(part: str) -> None:
+    pass
+
+
+def train_step(setup: StepSetup, state: LoopState, window: Window,
+               lap: Callable[[str], None] | None = None) -> StepResult:
+    """One optimizer step, the one train_loop takes at `state`.
+
+    Set the learning rate; seed the global generators with (seed, step, rank); take the next
+    global batch; then per micro-batch of this rank's share: sample mask rates and loss weights,
+    mask (generator seeded with (seed, step, rank, micro-batch)), forward, weighted NELBO,
+    backward (DDP syncs gradients on the last micro-batch only), and add the loss and mean rate
+    to `window`; then clip, step the optimizer and update the EMA weights.
+
+    `lap(part)` is called after each part (other, data, masking, forward, backward, optimizer,
+    ema) for a benchmark to time; the loop passes none.
+    """
+    lap = lap or _no_lap
+    config, model, device = setup.config, setup.model, setup.device
+    rank, world, accumulation, micro = setup.rank, setup.world, setup.accumulation, config.micro_batch_size
+    progress = state.step / setup.total_steps
+    lr = config.lr * lr_multiplier(
+        state.step, setup.total_steps, config.warmup_proportion, config.cooldown_proportion, config.lr_floor
+    )
+    for group in setup.optimizer.param_groups:
+        group["lr"] = lr
+    # Seed the global generators per (step, rank): dropout is reproducible after a resume.
+    torch.manual_seed(_seed_for(config.seed, state.step, rank))
+    lap("other")
+    indices, next_position = next_global_batch(setup.train_rows.num_rows, config.batch_size, config.seed, state.position)
+    frequency_power = curriculum_power(
+        config.frequency_power, progress, config.frequency_curriculum, config.frequency_curriculum_end
+    )
+    model.train()
+    masked_tokens = tokens = 0
+    for micro_index in range(accumulation):
+        start = (micro_index * world + rank) * micro
+        ids = torch.from_numpy(setup.train_rows.rows(indices[start : start + micro]))
+        lap("data")
+        generator = torch.Generator().manual_seed(_seed_for(config.seed, state.step, rank, micro_index))
+        rates, loss_weights = sample_schedule(len(ids), setup.schedule, progress, generator)
+        maskable = maskable_positions(ids, NUM_SPECIAL_TOKENS)
+        probs = masking_probabilities(ids, rates, maskable, setup.weights_by_token, frequency_power)
+        noisy, masked = apply_mask(ids, probs, MASK_ID, generator)
+        time_input = masked_fraction(masked, maskable)
+        masked_tokens, tokens = masked_tokens + int(masked.sum()), tokens + masked.numel()
+        lap("masking")
+        ids, noisy, masked = ids.to(device, non_blocking=True), noisy.to(device), masked.to(device)
+        attention = ids != PAD_ID
+        sync = nullcontext() if (world == 1 or micro_index == accumulation - 1) else model.no_sync()
+        with sync:
+            with setup.autocast():
+                logits = masked_logits(model, noisy, attention, masked, time_input.to(device), NUM_SPECIAL_TOKENS)
+            loss, _ = weighted_nelbo(logits, ids, masked, loss_weights.to(device), attention.sum())
+            lap("forward")
+            (loss / accumulation).backward()
+            lap("backward")
+        window.loss += loss.detach() / accumulation
+        window.rate += float(rates.mean()) / accumulation
+        lap("other")
+    if config.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    setup.optimizer.step()
+    setup.optimizer.zero_grad(set_to_none=True)
+    lap("optimizer")
+    update_ema(setup.ema_model, _unwrap(model), ema_decay(config.ema_decay, state.step))
+    lap("ema")
+    window.steps += 1
+    return StepResult(LoopState(state.step + 1, next_position), indices, lr, frequency_power, masked_tokens, tokens)
 
 
 def train_loop(
@@ -237,8 +281,14 @@ def train_loop(
     device: torch.device | str | None = None,
     show_progress: bool = True,
     stop_at_step: int | None = None,
+    keep_reported_checkpoints: bool = True,
 ) -> dict:
     """Train `config` on the prepared data at `data_root`; returns the last metrics.
+
+    The run keeps its latest checkpoint in `out_dir/checkpoints/`; with
+    `keep_reported_checkpoints=False` a checkpoint handed to `report` is deleted once `report`
+    returns (a sweep's trial: Ray has copied it to the sweep's storage by then), so a trial
+    holds one training state, not two.
 
     `stop_at_step` ends the run early at that step (evaluated and checkpointed) while the
     learning-rate and mask schedules still follow the full budget, as a preempted run would.
@@ -310,6 +360,8 @@ def train_loop(
         )
     autocast = autocast_factory(config.precision, device)
     schedule = ScheduleParams.from_config(config)
+    setup = StepSetup(config, model, ema_model, optimizer, schedule, weights_by_token, train_rows, autocast, device,
+                      total_steps=total_steps, accumulation=accumulation, rank=rank, world=world)
     metrics_path = out_dir / "metrics.jsonl"
     if rank == 0 and resume_from is not None:
         _truncate_metrics(metrics_path, state.step)
@@ -367,10 +419,14 @@ def train_loop(
         checkpoint_dir = None
         if rank == 0 and (state.step % config.checkpoint_every == 0 or state.step >= last_step):
             checkpoint_dir = save_checkpoint(
-                out_dir / "checkpoints" / f"step_{state.step:08d}", model, ema_model, optimizer, config, state,
+                out_dir / "checkpoints" / f"step_{state.step:08d}", model=_unwrap(model).state_dict(),
+                ema=ema_model.state_dict(), optimizer=optimizer.state_dict(), step=state.step,
+                position={"epoch": state.position.epoch, "offset": state.position.offset}, config=config,
                 data={"data_root": str(data.root), "data_hash": data.content_hash},
             )
-            _prune_checkpoints(out_dir / "checkpoints", keep=2)
+            # The new one is complete (renamed into place), so the older can go: one training
+            # state per run (a base model's is ~1.5 GB).
+            prune_checkpoints(out_dir / "checkpoints", keep=1)
             metrics["checkpoint"] = str(checkpoint_dir)
         if world > 1:
             shared = [metrics]
@@ -379,8 +435,14 @@ def train_loop(
         if rank == 0:
             with metrics_path.open("a") as handle:
                 handle.write(json.dumps(metrics) + "\n")
+            if checkpoint_dir is not None:
+                # The history travels with the checkpoint: whoever persists it (Ray, to the sweep's
+                # storage, from any node) persists the run's metrics and config with it.
+                shutil.copyfile(metrics_path, checkpoint_dir / "metrics.jsonl")
         if report is not None:
             report(metrics, checkpoint_dir)
+            if checkpoint_dir is not None and not keep_reported_checkpoints:
+                shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the reporter holds its own copy now
         return metrics
 
     # --- word-count checkpoints (exported model folders, BabyLM's chck_<N>M) ------------
@@ -400,10 +462,7 @@ def train_loop(
 
     # --- training ----------------------------------------------------------------
     tokens_per_step = config.batch_size * config.seq_length
-    window_loss = torch.zeros((), device=device)
-    window_steps = 0
-    window_rate = 0.0
-    window_time = 0.0
+    window = Window(torch.zeros((), device=device))
     train_seconds = 0.0  # cumulative time inside optimizer steps (this process)
     first_step_unix = None  # wall clock of the first step: start-up cost = this - process start
     last_metrics: dict = {}
@@ -411,52 +470,15 @@ def train_loop(
         step_start = time.perf_counter()
         if first_step_unix is None:
             first_step_unix = time.time()
-        progress = state.step / total_steps
-        lr = config.lr * lr_multiplier(
-            state.step, total_steps, config.warmup_proportion, config.cooldown_proportion, config.lr_floor
-        )
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        # Seed the global generators per (step, rank): dropout is reproducible after a resume.
-        torch.manual_seed(_seed_for(config.seed, state.step, rank))
-        indices, next_position = next_global_batch(train_rows.num_rows, config.batch_size, config.seed, state.position)
-        frequency_power = curriculum_power(
-            config.frequency_power, progress, config.frequency_curriculum, config.frequency_curriculum_end
-        )
-        model.train()
-        for micro_index in range(accumulation):
-            start = (micro_index * world + rank) * micro
-            ids = torch.from_numpy(train_rows.rows(indices[start : start + micro]))
-            generator = torch.Generator().manual_seed(_seed_for(config.seed, state.step, rank, micro_index))
-            rates, loss_weights = sample_schedule(len(ids), schedule, progress, generator)
-            maskable = maskable_positions(ids, NUM_SPECIAL_TOKENS)
-            probs = masking_probabilities(ids, rates, maskable, weights_by_token, frequency_power)
-            noisy, masked = apply_mask(ids, probs, MASK_ID, generator)
-            time_input = masked_fraction(masked, maskable)
-            ids, noisy, masked = ids.to(device, non_blocking=True), noisy.to(device), masked.to(device)
-            attention = ids != PAD_ID
-            sync = nullcontext() if (world == 1 or micro_index == accumulation - 1) else model.no_sync()
-            with sync:
-                with autocast():
-                    logits = masked_logits(model, noisy, attention, masked, time_input.to(device), NUM_SPECIAL_TOKENS)
-                loss, _ = weighted_nelbo(logits, ids, masked, loss_weights.to(device), attention.sum())
-                (loss / accumulation).backward()
-            window_loss += loss.detach() / accumulation
-            window_rate += float(rates.mean()) / accumulation
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        update_ema(ema_model, _unwrap(model), ema_decay(config.ema_decay, state.step))
-        state = LoopState(state.step + 1, next_position)
-        seen_words += int(row_words[indices].sum())
-        window_steps += 1
+        step = train_step(setup, state, window)
+        state = step.state
+        seen_words += int(row_words[step.indices].sum())
         while rank == 0 and pending_word_checkpoints and seen_words >= pending_word_checkpoints[0]:
             export_word_checkpoint(pending_word_checkpoints.pop(0))
         if state.step % TRIM_EVERY_STEPS == 0:
             release_freed_memory()
         step_seconds = time.perf_counter() - step_start
-        window_time += step_seconds
+        window.seconds += step_seconds
         train_seconds += step_seconds
         if progress_bar is not None:
             progress_bar.update(1)
@@ -470,9 +492,9 @@ def train_loop(
             if world > 1:
                 # The mean over ranks: every rank then takes the same decision below (a rank
                 # stopping alone would leave the others waiting in a collective forever).
-                dist.all_reduce(window_loss)
-                window_loss /= world
-            train_loss = float(window_loss) / window_steps
+                dist.all_reduce(window.loss)
+                window.loss /= world
+            train_loss = float(window.loss) / window.steps
             if not math.isfinite(train_loss):
                 raise TrainingDiverged(f"training loss became {train_loss} at step {state.step}", step=state.step)
             extra = {
@@ -481,20 +503,19 @@ def train_loop(
                 "words_seen": seen_words,
                 "epoch": state.step * config.batch_size / train_rows.num_rows,
                 "train_loss": train_loss,
-                "tokens_per_s": window_steps * tokens_per_step / max(window_time, 1e-9),
+                "tokens_per_s": window.steps * tokens_per_step / max(window.seconds, 1e-9),
                 "train_s": train_seconds,
                 "first_step_unix": first_step_unix,
-                "lr": lr,
-                "mask_rate": window_rate / window_steps,
-                "frequency_power_now": frequency_power,
+                "lr": step.lr,
+                "mask_rate": window.rate / window.steps,
+                "frequency_power_now": step.frequency_power,
                 "num_parameters": n_params,
             }
             last_metrics = evaluate_and_report(extra)
             if progress_bar is not None:
                 shown = {k: last_metrics[k] for k in ("train_loss", "val_nelbo", "pairs_acc") if k in last_metrics}
                 progress_bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items()})
-            window_loss.zero_()
-            window_steps, window_rate, window_time = 0, 0.0, 0.0
+            window = Window(torch.zeros((), device=device))
 
     if progress_bar is not None:
         progress_bar.close()
@@ -507,9 +528,3 @@ def _truncate_metrics(path: Path, step: int) -> None:
         return
     kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
     path.write_text("".join(line + "\n" for line in kept))
-
-
-def _prune_checkpoints(folder: Path, keep: int) -> None:
-    steps = sorted(p for p in folder.glob("step_*") if p.is_dir() and ".tmp-" not in p.name)
-    for old in steps[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)

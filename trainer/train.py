@@ -19,20 +19,16 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from trainer.cli import ArgumentParser
-from trainer.budget import BudgetError, parse_checkpoint_words, parse_word_count, resolve_max_steps
+from trainer.budget import parse_checkpoint_words, parse_word_count, resolve_max_steps
 from trainer.config import ConfigError, TrainConfig
-from trainer.data.pairs import PairsError
-from trainer.data.prepare import DataError
 from trainer.data.sources import default_cache_dir, resolve_data
 from trainer.errors import UserError
-from trainer.loop import CheckpointError, check_resume_compatible
+from trainer.checkpoint import check_resume_compatible
 
 class ClusterError(UserError):
     """The Ray cluster cannot run what was asked (unreachable, missing resources); one line."""
 
 
-# Errors that are the user's input, reported as one line without a traceback.
-INPUT_ERRORS = (ConfigError, DataError, PairsError, BudgetError, ClusterError, CheckpointError)
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -111,6 +107,7 @@ def run_worker(loop_config: dict, report, checkpoint=None, device=None) -> None:
                 report=report,
                 device=device,
                 show_progress=False,
+                keep_reported_checkpoints=loop_config.get("keep_reported_checkpoints", True),
             )
         except TrainingDiverged as exc:
             # Every rank sees the same (all-reduced) loss, so all of them stop here; a
@@ -231,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             check_reachable(os.environ["RAY_ADDRESS"])
         run_data = resolve_data(config, args.cache_dir, show_progress=not args.no_progress)
         total_steps = resolve_max_steps(config, run_data.prepared.row_words())  # refuses over-long budgets
-    except INPUT_ERRORS as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
