@@ -111,6 +111,20 @@ def _params(row: dict, dists: dict) -> tuple[dict, dict]:
     return params, used
 
 
+def stored_study(spec: SweepSpec):
+    """The sweep's own Optuna study (sweep.json's `search.optuna_storage`), or None when the
+    sweep kept none (grid search, storage SQLite cannot use) or it cannot be opened."""
+    if not spec.search.optuna_storage:
+        return None
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=spec.study_name, storage=spec.search.optuna_storage)
+    except Exception:  # noqa: BLE001 - missing database or study: the report rebuilds one
+        return None
+    return study if all("trial_id" in t.user_attrs for t in study.trials) else None
+
+
 def build_study(spec: SweepSpec, rows: list[dict], objectives: list[tuple[str, str]]):
     """An in-memory study with one trial per finished Tune trial, in creation order.
 
@@ -511,7 +525,9 @@ def render_report(
     objectives = objectives_of(spec)
     extra: dict = {}
     with _report_context():
-        study = build_study(spec, rows, [(metric, mode)])
+        # The sweep's own study when it kept one (what optuna-dashboard shows too); else one
+        # rebuilt from Tune's results.
+        study = (stored_study(spec) if not spec.multi_objective else None) or build_study(spec, rows, [(metric, mode)])
         extra["study_trials"] = [
             {"number": t.number, "trial_id": t.user_attrs["trial_id"], "state": t.state.name, "value": t.value}
             for t in study.trials

@@ -45,9 +45,11 @@ from sweeps.spec import (
     SweepSpec,
     WandbSettings,
     code_version,
+    default_optuna_storage,
     package_versions,
 )
-from sweeps.tuning import check_cluster_resources, fit
+from sweeps.tuning import check_cluster_resources, check_resources, fit
+from sweeps.wandb_summary import log_sweep_summary
 from trainer.budget import parse_word_count, resolve_max_steps
 from trainer.cli import ArgumentParser
 from trainer.config import TrainConfig
@@ -103,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="W&B logging (default: online when logged in, else offline)")
     p.add_argument("--wandb-project", default="mdlm-sweeps", help="W&B project of the trials' runs")
     p.add_argument("--wandb-entity", help="W&B team or user the runs belong to (default: your default entity)")
+    p.add_argument("--optuna-storage", help="RDB URL of the Optuna study, e.g. postgresql://host/db (default: "
+                   "sqlite:///<storage>/<name>/optuna.db for local storage, in memory for a URI)")
     p.add_argument("--cache-dir", help="data cache shared by all trials")
     p.add_argument("--dry-run", action="store_true", help="validate everything, print the plan, start nothing")
     p.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, set inside `ray job submit`; "
@@ -207,7 +211,9 @@ def plan_text(args, space: SearchSpace, config: TrainConfig, objectives, resourc
         f"sweep {experiment}",
         space.describe(),
         f"search {args.search}, scheduler {'none' if len(objectives) > 1 else args.scheduler} on 'step', "
-        f"{trials} trials of {config.max_steps} steps (evaluated every {config.eval_every}), optimising {goal}"
+        f"{trials} trials of " + (f"{config.max_words:,} words" if config.max_words is not None else
+                                   f"{config.max_steps} steps (evaluated every {config.eval_every})")
+        + f", optimising {goal}"
         + (" (multi-objective: Pareto front, no early stopping)" if len(objectives) > 1 else ""),
         f"each trial: preset {config.preset}, runner {resources.runner}, {resources.workers_per_trial} worker(s) x "
         f"{resources.cpus_per_worker:g} CPU + {resources.gpus_per_worker:g} GPU ({resources.cpus_per_trial:g} CPU per trial)",
@@ -216,6 +222,75 @@ def plan_text(args, space: SearchSpace, config: TrainConfig, objectives, resourc
     if args.confirm:
         lines.append(f"then: confirm the top {args.confirm} configurations with {args.seeds} fresh seeds each at the full budget")
     return "\n".join(lines)
+
+
+def dry_run_checks(args, space: SearchSpace, config: TrainConfig, resources: Resources, root: str) -> str:
+    """What a real run would meet, checked without starting anything or writing anything: the
+    corpus and pairs, the cluster's CPUs and GPUs, the word budget in steps, the grid's size and
+    the storage the trials will fill. Raises UserError for what would fail."""
+    from trainer.data.pairs import load_pairs
+    from trainer.data.sources import find_prepared
+
+    lines = []
+    if config.pairs:
+        lines.append(f"pairs: {len(load_pairs(config.pairs))} minimal pairs in {config.pairs}")
+    prepared = find_prepared(config, args.cache_dir)  # reads and hashes the corpus (bad files fail here)
+    if prepared is not None:
+        lines.append(f"data: prepared in the cache ({prepared.root}, {prepared.words['train']:,} training words)")
+    else:
+        lines.append("data: not prepared yet; the sweep prepares it once before the first trial")
+    if config.max_words is not None:
+        if prepared is not None:
+            steps = resolve_step_budget(config, prepared.row_words(), args.evals_per_trial).max_steps
+            lines.append(f"budget: {config.max_words:,} words per trial = {steps:,} steps of {config.batch_size} rows "
+                         f"on this data")
+        else:
+            lines.append(f"budget: {config.max_words:,} words per trial; the step count is known once the corpus "
+                         f"is prepared (python -m trainer.data.prepare, or a run without --dry-run)")
+    total = planned_cluster_resources()
+    if not args.autoscaling:
+        check_resources(total, resources)
+    lines.append(f"cluster: {total.get('CPU', 0):g} CPU(s), {total.get('GPU', 0):g} GPU(s); each trial takes "
+                 f"{resources.cpus_per_trial:g} CPU(s) and {resources.gpus_per_trial:g} GPU(s)")
+    trials = space.grid_size(args.search_optional) if args.search == "grid" else args.num_samples
+    if args.search == "grid" and trials > args.num_samples:
+        lines.append(f"warning: grid search runs every one of the space's {trials} grid points, more than "
+                     f"--num-samples {args.num_samples} (which grid search ignores)")
+    per_trial = checkpoint_bytes(config, prepared.vocab_size if prepared else config.vocab_size)
+    confirm = args.confirm * args.seeds
+    lines.append(f"storage: {root} ({'remote: not contacted by --dry-run' if storage.is_uri(root) else 'writable'}); "
+                 f"about {per_trial / 1e6:,.0f} MB per trial (its one checkpoint), "
+                 f"{per_trial * (trials + confirm) / 1e9:,.2f} GB for {trials + confirm} trials")
+    lines.append("dry run: nothing was started and nothing was written")
+    return "\n".join(lines)
+
+
+def planned_cluster_resources() -> dict:
+    """The resources a run would see: the cluster in RAY_ADDRESS (joined and left again), else
+    this machine's CPUs and GPUs (what a local Ray would offer), without starting Ray."""
+    if os.environ.get("RAY_ADDRESS"):
+        import ray
+
+        check_reachable(os.environ["RAY_ADDRESS"])
+        connect_ray(log_to_driver=False)
+        try:
+            return dict(ray.cluster_resources())
+        finally:
+            ray.shutdown()
+    import torch
+
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
+
+
+def checkpoint_bytes(config: TrainConfig, vocab_size: int) -> int:
+    """One training state on disk: weights, EMA weights and the optimizer's two moments, float32."""
+    import torch
+
+    from trainer.model import build_model, count_parameters
+
+    with torch.device("meta"):  # shapes only, no memory
+        parameters = count_parameters(build_model(config.model, vocab_size))
+    return 4 * 4 * parameters
 
 
 def experiment_location(args) -> tuple[str, str]:
@@ -260,7 +335,9 @@ def build_spec(args, argv, root: str, name: str, space: SearchSpace, config: Tra
         search=SearchSettings(algorithm=args.search, scheduler="none" if len(objectives) > 1 else args.scheduler,
                               num_samples=args.num_samples,
                               max_concurrent=args.max_concurrent, include_optional=args.search_optional,
-                              evals_per_trial=args.evals_per_trial, seed=args.seed),
+                              evals_per_trial=args.evals_per_trial, seed=args.seed,
+                              optuna_storage=None if args.search == "grid" else
+                              args.optuna_storage or default_optuna_storage(root, name)),
         objectives=objectives,
         base_config=config,
         data=DataRef(
@@ -313,10 +390,10 @@ def main(argv: list[str] | None = None) -> int:
             objectives = resolve_objectives(args, has_pairs=config.pairs is not None or config.corpus is None)
             if len(objectives) > 1 and args.search == "cmaes":
                 raise SweepError("--search cmaes is single-objective; use tpe or random for several metrics")
-            if not args.dry_run:
-                storage.check_writable(root)
+            storage.check_writable(root, contact=not args.dry_run)
             print(plan_text(args, space, config, objectives, resources, experiment), flush=True)
             if args.dry_run:
+                print(dry_run_checks(args, space, config, resources, root), flush=True)
                 return 0
             spec = build_spec(args, argv, root, name, space, config, objectives, resources)
     except UserError as exc:
@@ -329,15 +406,21 @@ def main(argv: list[str] | None = None) -> int:
     wandb_mode = args.wandb_mode or spec.wandb.mode
     if wandb_mode in ("offline", "disabled"):
         os.environ["WANDB_MODE"] = wandb_mode  # Ray's W&B callback reads the mode from the environment
-    started = connect_ray(include_dashboard=True)
+    quiet_terminal()
+    started = connect_ray(include_dashboard=True, log_to_driver=False)
     try:
-        try:
-            check_cluster_resources(spec, args.autoscaling)
-        except UserError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        if not args.resume:  # the experiment folder is only created once everything checked out
-            spec.save()
+        check_cluster_resources(spec, args.autoscaling)
+    except UserError as exc:
+        if started:
+            import ray
+
+            ray.shutdown()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.resume:  # the experiment folder is only created once everything checked out
+        spec.save()
+    log_ray_to_file(spec)
+    try:
         fit(spec, resume=args.resume)
         try:
             export_sweep(experiment)
@@ -352,18 +435,54 @@ def main(argv: list[str] | None = None) -> int:
             import ray
 
             ray.shutdown()
-    write_report_safely(experiment)
+    index = write_report_safely(experiment)
+    try:
+        folder = log_sweep_summary(spec, wandb_mode, index)
+        if folder:
+            print(f"W&B summary run: {folder}")
+    except Exception as exc:  # noqa: BLE001 - W&B is a mirror of results that are already on disk
+        print(f"warning: could not write the W&B summary run ({type(exc).__name__}: {exc})", file=sys.stderr)
     return 0
 
 
-def write_report_safely(experiment: str) -> None:
+def quiet_terminal() -> None:
+    """The terminal shows the sweep's own lines (tuning.ConsoleLines); Ray's, Tune's, Optuna's
+    and W&B's progress output and warnings go to their logs (errors still show)."""
+    import logging
+
+    import optuna
+
+    os.environ.setdefault("WANDB_SILENT", "true")  # W&B's debug logs keep it
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no Tune banners or tables
+    # The driver's core worker logs to stderr too; Ray's session logs keep every level.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for handler in logging.getLogger("ray").handlers:
+        handler.setLevel(logging.ERROR)
+
+
+def log_ray_to_file(spec: SweepSpec) -> None:
+    """Ray's and Tune's log records (warnings included) go to <experiment>/driver.log on local storage."""
+    import logging
+
+    if storage.is_uri(spec.storage):
+        return
+    log_file = logging.FileHandler(Path(spec.experiment) / "driver.log")
+    log_file.setLevel(logging.INFO)
+    log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("ray").addHandler(log_file)
+
+
+def write_report_safely(experiment: str) -> Path | None:
     """The report is a reading aid: a plotting failure must not fail a finished sweep."""
     try:
         path = write_report(experiment)
         print(f"report: {path}")
+        return path
     except Exception as exc:  # noqa: BLE001 - reported, and the sweep's results stand
         print(f"warning: could not write the report ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
               f"retry with: python sweeps/report.py {experiment}", file=sys.stderr)
+        return None
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from trainer.config import TrainConfig
 from trainer.errors import UserError
 
 SWEEP_FILE = "sweep.json"
+STUDY_FILE = "optuna.db"  # the Optuna study of a local sweep: sqlite:///<experiment>/optuna.db
 SPEC_VERSION = 2  # 1: the untyped sweep dict before SweepSpec
 SEARCHES = ("tpe", "random", "grid", "cmaes")
 SCHEDULERS = ("asha", "hyperband", "median", "none")
@@ -83,6 +84,9 @@ class SearchSettings(_Frozen):
     include_optional: bool = False
     evals_per_trial: int = Field(default=4, ge=1)
     seed: int = Field(default=0, ge=0)
+    # Where the Optuna study lives (an RDB URL); None: in memory (grid search, or storage
+    # that SQLite cannot use, such as s3://). run.py defaults it to sqlite in the sweep folder.
+    optuna_storage: str | None = None
 
 
 class DataRef(_Frozen):
@@ -185,6 +189,11 @@ class SweepSpec(_Frozen):
         return self.base_config.max_steps
 
     @property
+    def study_name(self) -> str:
+        """The Optuna study's name in `search.optuna_storage` (a database may hold many sweeps)."""
+        return self.name
+
+    @property
     def train_storage(self) -> str:
         return storage.join(self.storage, self.name, "train_runs")
 
@@ -218,6 +227,13 @@ class SweepSpec(_Frozen):
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err.get("loc", ()))
             raise SweepError(f"{path}: field '{where}': {err.get('msg', 'invalid')}") from None
+
+
+def default_optuna_storage(storage_root: str, name: str) -> str | None:
+    """sqlite:///<storage>/<name>/optuna.db for a local sweep; None (in memory) on a URI."""
+    if storage.is_uri(storage_root):
+        return None
+    return f"sqlite:///{Path(storage_root, name, STUDY_FILE)}"
 
 
 def code_version() -> str:

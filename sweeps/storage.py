@@ -6,6 +6,7 @@ leaderboard) goes through these helpers so both kinds of storage behave the same
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from pathlib import Path
@@ -57,14 +58,18 @@ def write_text(location: str, text: str) -> None:
         stream.write(text.encode("utf-8"))
 
 
-def check_writable(location: str) -> None:
-    """Raise PermissionError/OSError when the storage cannot take files (before any work starts)."""
+def check_writable(location: str, contact: bool = True) -> None:
+    """Raise OSError when the storage cannot take files, before any work starts. Writes nothing
+    on a local disk (it checks the nearest existing folder); a URI is contacted only when
+    `contact` (a dry run never contacts remote storage)."""
     if is_uri(location):
-        fs, path = filesystem(location)
-        fs.create_dir(path, recursive=True)
+        if contact:
+            fs, path = filesystem(location)
+            fs.get_file_info(path)  # reachable and authorised: raises OSError otherwise
         return
-    path = Path(location)
-    path.mkdir(parents=True, exist_ok=True)
-    probe = path / f".write-probe-{os.getpid()}"
-    probe.write_text("")
-    probe.unlink()
+    path = Path(location).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(existing))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "Permission denied", str(existing))

@@ -7,13 +7,16 @@ report, confirm) reads what `fit` leaves in the sweep folder.
 
 from __future__ import annotations
 
+import math
+import time
 from functools import partial
 
+from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import suggest_values
-from sweeps.spec import SweepError, SweepSpec
-from sweeps.trial import GRID_KEY, run_trial
+from sweeps.spec import Resources, SweepError, SweepSpec
+from sweeps.trial import GRID_KEY, run_trial, trial_values
 from trainer.train import ClusterError
 
 
@@ -24,6 +27,12 @@ class DivergenceAwareOptunaSearch(OptunaSearch):
     never rank it). Optuna refuses NaN as a value and would leave such a trial RUNNING in its
     study forever; here it is recorded as FAIL instead, which TPE and the other samplers treat
     as "no information", never as a good score."""
+
+    def suggest(self, trial_id: str):
+        suggestion = super().suggest(trial_id)
+        if trial_id in self._ot_trials:  # the study names its trials as Tune does (the report maps them)
+            self._ot_trials[trial_id].set_user_attr("trial_id", trial_id)
+        return suggestion
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if result.get("diverged"):
@@ -65,10 +74,24 @@ def build_search(spec: SweepSpec):
         metric=metric,
         mode=mode,
         sampler=sampler,
+        study_name=spec.study_name,
+        storage=optuna_storage(spec),
     )
     if settings.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent)
     return searcher, {}
+
+
+def optuna_storage(spec: SweepSpec):
+    """The study's RDB storage (None: in memory). It outlives the driver: `--resume` continues
+    the same study, and `optuna.load_study` / `optuna-dashboard` open it."""
+    if not spec.search.optuna_storage:
+        return None
+    import optuna
+
+    # SQLite waits for a lock instead of failing at once when a dashboard is reading.
+    engine = {"connect_args": {"timeout": 60}} if spec.search.optuna_storage.startswith("sqlite") else {}
+    return optuna.storages.RDBStorage(spec.search.optuna_storage, engine_kwargs=engine)
 
 
 def build_scheduler(spec: SweepSpec):
@@ -110,19 +133,117 @@ def trainable(spec: SweepSpec):
     return tune.with_resources(fn, wanted)
 
 
-def wandb_callback(**kwargs):
-    """Ray's W&B callback, whose finaliser can raise at interpreter exit once `ray` is torn
-    down (AttributeError on None); that noise is swallowed here."""
-    from ray.air.integrations.wandb import WandbLoggerCallback
+def trial_state_of(trial, spec: SweepSpec, failed: bool = False) -> str:
+    """A Tune trial's end in words (as results.trial_state says it from the files)."""
+    last = trial.last_result or {}
+    if last.get("diverged"):
+        return "diverged"
+    if failed:
+        return "error"
+    step = int(last.get("step", 0) or 0)
+    return "finished" if step >= spec.full_budget else f"stopped at step {step}"
 
-    class QuietWandbLoggerCallback(WandbLoggerCallback):
+
+def trial_label(trial, values: dict) -> str:
+    """A run name a person can read: the trial's number and what it searched."""
+    number = (trial.experiment_tag or "").split("_", 1)[0]
+    shown = " ".join(f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
+                     for k, v in sorted(values.items()))
+    return f"#{number} {shown}".strip()
+
+
+def wandb_callback(spec: SweepSpec):
+    """Ray's W&B callback, made to carry what a W&B user expects of a sweep's runs:
+    - each trial's run holds the whole TrainConfig, the data hash and the code version, not
+      only the searched values; a readable name (trial number and values); tags (space,
+      schedule, and at the end the trial's state: finished, stopped at step N, diverged);
+    - charts use the training step as their x-axis (Ray logs by report count otherwise);
+    - its finaliser's noise at interpreter exit (AttributeError once `ray` is torn down) is swallowed.
+    Offline here (WANDB_MODE=offline), unchanged online."""
+    from ray.air.integrations.wandb import WandbLoggerCallback, _QueueItem, _WandbLoggingActor
+
+    from sweeps.trial import trial_config
+
+    class StepAxisLoggingActor(_WandbLoggingActor):
+        def _handle_result(self, result):
+            if not getattr(self, "_step_axis", False):
+                self._wandb.define_metric("step")
+                self._wandb.define_metric("*", step_metric="step")
+                self._step_axis = True
+            if "trial_state" in result and self._wandb.run is not None:
+                self._wandb.run.tags = (*(self._wandb.run.tags or ()), str(result["trial_state"]))
+            return super()._handle_result(result)
+
+    class SweepWandbLoggerCallback(WandbLoggerCallback):
+        _logger_actor_cls = StepAxisLoggingActor
+        AUTO_CONFIG_KEYS = [*WandbLoggerCallback.AUTO_CONFIG_KEYS, "trial_state"]
+
+        def log_trial_start(self, trial):
+            values = trial_values(trial.config)
+            config = trial_config(trial.config, spec)
+            self.kwargs.update(
+                name=trial_label(trial, values),
+                tags=[spec.space.name, config.schedule],
+                config={**config.as_dict(), "searched": values, "data_hash": spec.data.data_hash,
+                        "code_version": spec.provenance.code_version, "sweep": spec.name},
+            )
+            super().log_trial_start(trial)
+
+        def log_trial_end(self, trial, failed: bool = False):
+            if trial in self._trial_queues:
+                self._trial_queues[trial].put((_QueueItem.RESULT, {"trial_state": trial_state_of(trial, spec, failed)}))
+            super().log_trial_end(trial, failed)
+
         def __del__(self):
             try:
                 super().__del__()
             except Exception:
                 pass
 
-    return QuietWandbLoggerCallback(**kwargs)
+    return SweepWandbLoggerCallback(project=spec.wandb.project, entity=spec.wandb.entity, group=spec.name,
+                                    mode=spec.wandb.mode, dir=spec.wandb.dir)
+
+
+class ConsoleLines(Callback):
+    """One compact line per trial event, and a short table of the best finished trials each time
+    one ends: what a person watching a sweep needs (Tune's own tables print every metric of
+    every report, per-paradigm accuracies included; they stay in the logs)."""
+
+    def __init__(self, spec: SweepSpec, top: int = 5):
+        self.spec, self.top = spec, top
+        self.ended: dict[str, tuple[float, str, str]] = {}
+
+    def _name(self, trial) -> str:
+        return trial_label(trial, trial_values(trial.config))
+
+    def _line(self, text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._line(f"start    {trial.trial_id}  {self._name(trial)}")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get("diverged"):
+            return  # said once, when it ends
+        names = dict.fromkeys((*self.spec.objective_names, "val_nelbo", "train_loss"))  # in order, once each
+        shown = "  ".join(f"{m} {result[m]:.4f}" for m in names if isinstance(result.get(m), (int, float)))
+        self._line(f"step {int(result.get('step', 0)):>6} {trial.trial_id}  {shown}")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        state = trial_state_of(trial, self.spec)
+        value = (trial.last_result or {}).get(self.spec.metric, math.nan)
+        reason = (trial.last_result or {}).get("diverged_reason", "")
+        self._line(f"end      {trial.trial_id}  {state}  {self.spec.metric} {value:.4f}" + (f"  ({reason})" if reason else ""))
+        self.ended[trial.trial_id] = (value, state, self._name(trial))
+        finite = [(v, t, st, n) for t, (v, st, n) in self.ended.items() if math.isfinite(v)]
+        finite.sort(key=lambda r: -r[0] if self.spec.mode == "max" else r[0])
+        if finite:
+            print(f"           best so far by {self.spec.metric} ({len(self.ended)} of the trials ended):", flush=True)
+            for value, trial_id, state, name in finite[: self.top]:
+                print(f"             {value:.4f}  {trial_id}  {state:<18} {name}", flush=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._line(f"error    {trial.trial_id}  {self._name(trial)}  (see {trial.path}/error.txt; retried once)")
 
 
 def run_config(spec: SweepSpec, *, wandb: bool = True):
@@ -130,26 +251,20 @@ def run_config(spec: SweepSpec, *, wandb: bool = True):
 
     callbacks = []
     if wandb and spec.wandb.mode != "disabled":
-        callbacks.append(wandb_callback(project=spec.wandb.project, entity=spec.wandb.entity, group=spec.name,
-                                        mode=spec.wandb.mode, dir=spec.wandb.dir))
+        callbacks.append(wandb_callback(spec))
     return tune.RunConfig(
         name=spec.name,
         storage_path=spec.storage,
-        callbacks=callbacks,
+        callbacks=[*callbacks, ConsoleLines(spec)],
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         failure_config=tune.FailureConfig(max_failures=spec.resources.max_trial_failures),
-        verbose=1,
+        verbose=0,  # ConsoleLines speaks instead
     )
 
 
-def check_cluster_resources(spec: SweepSpec, autoscaling: bool) -> None:
-    """Refuse a sweep whose trials could never be placed: Tune would wait for them forever."""
-    import ray
-
-    if autoscaling:
-        return
-    total = ray.cluster_resources()
-    resources = spec.resources
+def check_resources(total: dict, resources: Resources) -> None:
+    """Refuse trials that could never be placed on a cluster with `total` resources: Tune would
+    wait for them forever."""
     workers = resources.workers_per_trial
     gpus_needed = resources.gpus_per_trial
     cpus_needed = resources.cpus_per_worker * workers if resources.runner == "inline" else resources.worker_cpus * workers
@@ -159,6 +274,14 @@ def check_cluster_resources(spec: SweepSpec, autoscaling: bool) -> None:
                            f"{resources.gpus_per_worker:g}) but the cluster has {total.get('GPU', 0):g}{hint}")
     if total.get("CPU", 0) < cpus_needed:
         raise ClusterError(f"each trial needs {cpus_needed:g} CPU(s) but the cluster has {total.get('CPU', 0):g}{hint}")
+
+
+def check_cluster_resources(spec: SweepSpec, autoscaling: bool) -> None:
+    """check_resources against the Ray cluster this process is connected to."""
+    import ray
+
+    if not autoscaling:
+        check_resources(ray.cluster_resources(), spec.resources)
 
 
 def fit(spec: SweepSpec, resume: bool = False):

@@ -140,6 +140,8 @@ CASES = [
     # Cluster
     ("cluster_unreachable", lambda w: sweep(w, "--address", "127.0.0.1:9"), "cannot reach the Ray cluster at 127.0.0.1:9"),
     ("cluster_has_no_gpus", lambda w: sweep(w, "--gpus-per-worker", "1"), "but the cluster has 0"),
+    ("dryrun_has_no_gpus", lambda w: sweep(w, "--dry-run", "--gpus-per-worker", "1"), "but the cluster has 0"),
+    ("dryrun_undecodable_corpus", lambda w: sweep(w, "--dry-run", "--corpus", str(w["root"] / "binary_corpus")), "UTF-8"),
 ]
 
 

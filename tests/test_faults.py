@@ -35,9 +35,12 @@ def run_sweep(args, cache_dir, extra_env=None, timeout=900):
 
 
 def trial_results(folder: Path) -> dict[str, list[dict]]:
+    """{Tune trial id: the lines of its result.json} (the id as Tune writes it in each line)."""
     results = {}
     for path in folder.glob("run_trial_*/result.json"):
-        results["_".join(path.parent.name.split("_")[2:4])] = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+        lines = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+        if lines:
+            results[lines[-1]["trial_id"]] = lines
     return results
 
 
@@ -107,7 +110,7 @@ def test_killed_train_worker_resumes_from_its_checkpoint(tmp_path, cache_dir):
     env.pop("RAY_ADDRESS", None)
     driver = subprocess.Popen(
         [sys.executable, "sweeps/run.py", "--space", "bimodal_p", "--num-samples", "1", "--runner", "train",
-         "--cpus-per-worker", "0.99", "--max-steps", "60", "--evals-per-trial", "6", "--scheduler", "none",
+         "--cpus-per-worker", "0.99", "--max-steps", "120", "--evals-per-trial", "12", "--scheduler", "none",
          "--storage", str(store), "--name", name, *TINY],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     killed_pid, killed_at = None, None
@@ -116,7 +119,8 @@ def test_killed_train_worker_resumes_from_its_checkpoint(tmp_path, cache_dir):
         while time.time() < deadline and killed_pid is None:
             metrics = list((store / name).glob("run_trial_*/train/metrics.jsonl"))
             steps = [json.loads(l)["step"] for l in metrics[0].read_text().splitlines()] if metrics else []
-            if steps and 20 <= steps[-1] < 60:
+            # A wide window (steps 20-100 of 120): on a loaded machine this poll is slow.
+            if steps and 20 <= steps[-1] < 100:
                 for proc in psutil.process_iter(["pid", "cmdline"]):
                     if "RayTrainWorker" in " ".join(proc.info["cmdline"] or []) and proc.info["pid"] != driver.pid:
                         killed_pid, killed_at = proc.info["pid"], steps[-1]
@@ -135,7 +139,7 @@ def test_killed_train_worker_resumes_from_its_checkpoint(tmp_path, cache_dir):
     steps = [l["step"] for l in lines]
     # Continuous history: every evaluation once, in order, to the full budget; the run
     # went on from the checkpoint at or before the kill, not from step 0.
-    assert steps == [10, 20, 30, 40, 50, 60], (steps, killed_at)
+    assert steps == list(range(10, 130, 10)), (steps, killed_at)
     local = [json.loads(l)["step"] for l in next((store / name).glob("run_trial_*/train/metrics.jsonl")).read_text().splitlines()]
     assert local == steps
     assert not psutil.pid_exists(killed_pid) or psutil.Process(killed_pid).status() == psutil.STATUS_ZOMBIE

@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # sweeps/ from the bottom layer up: a module may import only modules of a lower layer.
 SWEEPS_LAYERS = [{"storage"}, {"spec"}, {"trial"}, {"tuning"}, {"results"}, {"export", "confirm"}, {"report"},
-                 {"final", "run"}]
+                 {"wandb_summary"}, {"final", "run"}]
 
 
 def project_imports(path: Path) -> set[str]:

@@ -6,6 +6,7 @@ colouring, held-out pairs, confirmation, Pareto front. The slow tests run one re
 and compare the plotted numbers with Tune's result.json files, read here independently."""
 
 import base64
+import io
 import json
 import math
 import os
@@ -246,7 +247,7 @@ def sweep_dir(tmp_path_factory, cache_dir):
     env.pop("RAY_ADDRESS", None)  # a local Ray, stopped by run.py at the end
     result = subprocess.run(
         [sys.executable, "sweeps/run.py", "--space", "bimodal_p", "--num-samples", "4", "--max-steps", "12",
-         "--evals-per-trial", "2", "--scheduler", "none", "--wandb-mode", "disabled", "--storage", str(store),
+         "--evals-per-trial", "2", "--scheduler", "none", "--wandb-mode", "offline", "--storage", str(store),
          "--name", "rep", "--cache-dir", str(cache_dir), "--set", "seq_length=32", "--set", "batch_size=8",
          "--set", "micro_batch_size=8", "--set", "val_rows=32", "--set", "eval_pairs_per_paradigm=5",
          "--confirm", "2", "--seeds", "2"],
@@ -273,6 +274,83 @@ def tune_results(folder: Path) -> list[tuple[str, list[dict]]]:
         if lines:
             trials.append((int(counter), trial_id, lines))
     return [(trial_id, lines) for _, trial_id, lines in sorted(trials)]
+
+
+def wandb_records(path: Path):
+    """The protobuf records of an offline W&B run file (run-*.wandb): W&B's 7-byte header, then
+    LevelDB's log format (32 KiB blocks; each fragment a 7-byte header: crc32c, length, type
+    1 full / 2 first / 3 middle / 4 last)."""
+    from wandb.proto import wandb_internal_pb2
+
+    raw, pos, pending, block = path.read_bytes(), 7, b"", 32768
+    while pos + 7 <= len(raw):
+        room = block - pos % block
+        length, kind = int.from_bytes(raw[pos + 4:pos + 6], "little"), raw[pos + 6]
+        if room < 7 or (length == 0 and kind == 0):  # a block's padding
+            pos += room
+            continue
+        data, pos = raw[pos + 7:pos + 7 + length], pos + 7 + length
+        pending = data if kind in (1, 2) else pending + data
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            yield record
+
+
+def wandb_runs(folder: Path) -> list[dict]:
+    """Every offline W&B run under a sweep folder: {name, tags, config} as W&B recorded them."""
+    runs = []
+    for path in sorted(folder.glob("wandb/offline-run-*/run-*.wandb")):
+        run = {"name": None, "tags": [], "config": {}}
+        for record in wandb_records(path):
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                run["name"], run["tags"] = record.run.display_name, list(record.run.tags)
+                updates = record.run.config.update
+            elif kind == "config":
+                updates = record.config.update
+            else:
+                continue
+            run["config"].update({item.key: json.loads(item.value_json) for item in updates})
+        runs.append(run)
+    return runs
+
+
+@pytest.mark.slow
+def test_results_open_in_optuna_wandb_and_the_leaderboard(sweep_dir):
+    import csv
+
+    import optuna
+
+    from trainer.config import TrainConfig
+
+    spec = SweepSpec.load(str(sweep_dir))
+    finished = dict(tune_results(sweep_dir))
+    # Optuna: the study lives in the sweep folder and opens as any Optuna user opens one.
+    assert spec.search.optuna_storage == f"sqlite:///{sweep_dir / 'optuna.db'}"
+    study = optuna.load_study(study_name=spec.study_name, storage=spec.search.optuna_storage)
+    complete = {t.user_attrs["trial_id"]: t.value for t in study.trials if t.state.name == "COMPLETE"}
+    assert complete and set(complete) == set(finished)
+    assert all(complete[t] == pytest.approx(lines[-1]["pairs_acc"]) for t, lines in finished.items())
+    # W&B: every trial's run carries the whole config, the data hash and the code version;
+    # one summary run carries the spec.
+    runs = wandb_runs(sweep_dir)
+    trials = [r for r in runs if "searched" in r["config"]]
+    summaries = [r for r in runs if "spec_version" in r["config"]]
+    assert len(trials) == 4 and len(summaries) == 1, [(r["name"], sorted(r["config"])[:5]) for r in runs]
+    fields = set(TrainConfig.model_fields)
+    for run in trials:
+        config = run["config"]
+        assert fields <= set(config), fields - set(config)
+        assert config["data_hash"] == spec.data.data_hash and config["code_version"] == spec.provenance.code_version
+        assert config["trial_state"] == "finished"  # --scheduler none: every trial trains its budget
+        assert run["tags"] == ["bimodal_p", "bimodal_gaussian", "finished"]
+        assert run["name"].startswith("#") and "derivative_power=" in run["name"]
+    summary = summaries[0]
+    assert summary["name"] == "rep (summary)" and summary["config"]["data"]["data_hash"] == spec.data.data_hash
+    # The leaderboard says what happened to each trial.
+    board = list(csv.DictReader(io.StringIO((sweep_dir / "leaderboard.csv").read_text())))
+    assert board and all(row["state"] == "finished" for row in board)
 
 
 @pytest.mark.slow

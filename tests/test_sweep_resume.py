@@ -20,7 +20,8 @@ def trial_results(folder: Path) -> dict[str, list[dict]]:
     results = {}
     for path in folder.glob("run_trial_*/result.json"):
         lines = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
-        results[path.parent.name.split("_")[2]] = lines
+        if lines:
+            results[lines[-1]["trial_id"]] = lines
     return results
 
 

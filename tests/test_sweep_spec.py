@@ -82,3 +82,41 @@ def test_resources_derive_what_trials_reserve(tmp_path):
                                           "gpus_per_worker": 0.5})
     assert spec.resources.worker_cpus == pytest.approx(1.99) and spec.resources.gpus_per_trial == 2.0
     assert spec.resources.cpus_per_trial == pytest.approx(4 * 1.99 + 0.01)
+
+
+def test_dry_run_checks_everything_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    from conftest import write_toy_corpus
+    from sweeps.run import main
+    from trainer.budget import resolve_max_steps
+    from trainer.data.prepare import prepare_corpus
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    corpus = write_toy_corpus(tmp_path / "corpus")
+    cache = tmp_path / "cache"
+    store = tmp_path / "store"
+    common = ["--corpus", str(corpus), "--cache-dir", str(cache), "--storage", str(store), "--name", "plan",
+              "--set", "vocab_size=300", "--set", "seq_length=32", "--set", "batch_size=8", "--set", "micro_batch_size=8"]
+
+    def listing():
+        return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+
+    # Not prepared yet: the plan says so, and the cache and storage stay untouched.
+    before = listing()
+    assert main([*common, "--dry-run", "--max-words", "6400"]) == 0
+    out = capsys.readouterr().out
+    assert "data: not prepared yet" in out and "the step count is known once the corpus is prepared" in out
+    assert "dry run: nothing was started and nothing was written" in out
+    assert listing() == before and not store.exists() and not cache.exists()
+
+    # Prepared: the word budget becomes the exact step count a real run would train.
+    prepared = prepare_corpus(corpus, cache / "prepared", vocab_size=300, seq_length=32, show_progress=False)
+    before = listing()
+    assert main([*common, "--dry-run", "--max-words", "6400", "--search", "grid", "--num-samples", "2"]) == 0
+    out = capsys.readouterr().out
+    config = TrainConfig(corpus=str(corpus), vocab_size=300, seq_length=32, batch_size=8, micro_batch_size=8,
+                         max_words=6400)
+    steps = resolve_max_steps(config, prepared.row_words())
+    assert f"budget: 6,400 words per trial = {steps:,} steps of 8 rows on this data" in out
+    assert "warning: grid search runs every one of the space's 5 grid points, more than --num-samples 2" in out
+    assert "MB per trial (its one checkpoint)" in out and "cluster: " in out
+    assert listing() == before

@@ -63,8 +63,12 @@ def save_checkpoint(path: Path, *, model: dict, ema: dict, optimizer: dict, step
 
 def checkpoint_folders(run: Path) -> list[Path]:
     """A run folder's finished checkpoints, oldest first (temporary leftovers skipped)."""
+    return _step_folders(Path(run) / "checkpoints")
+
+
+def _step_folders(checkpoints: Path) -> list[Path]:
     found = []
-    for folder in (Path(run) / "checkpoints").glob("step_*"):
+    for folder in Path(checkpoints).glob("step_*"):
         number = folder.name.removeprefix("step_")
         if number.isdigit() and (folder / CHECKPOINT_FILE).is_file():
             found.append((int(number), folder))
@@ -118,8 +122,8 @@ def check_resume_compatible(path, config: TrainConfig) -> dict:
     return state
 
 
-def prune_checkpoints(run_checkpoints: Path, keep: int) -> None:
-    """Delete all but the newest `keep` checkpoint folders."""
-    folders = checkpoint_folders(Path(run_checkpoints).parent)
+def prune_checkpoints(checkpoints: Path, keep: int) -> None:
+    """Delete all but the newest `keep` step_* folders in `checkpoints`."""
+    folders = _step_folders(checkpoints)
     for old in folders[: max(len(folders) - keep, 0)]:
         shutil.rmtree(old, ignore_errors=True)

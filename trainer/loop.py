@@ -282,13 +282,14 @@ def train_loop(
     show_progress: bool = True,
     stop_at_step: int | None = None,
     keep_reported_checkpoints: bool = True,
+    checkpoint_root: str | Path | None = None,
 ) -> dict:
     """Train `config` on the prepared data at `data_root`; returns the last metrics.
 
-    The run keeps its latest checkpoint in `out_dir/checkpoints/`; with
-    `keep_reported_checkpoints=False` a checkpoint handed to `report` is deleted once `report`
-    returns (a sweep's trial: Ray has copied it to the sweep's storage by then), so a trial
-    holds one training state, not two.
+    The run keeps its latest checkpoint in `checkpoint_root` (default `out_dir/checkpoints/`);
+    with `keep_reported_checkpoints=False` a checkpoint handed to `report` is deleted once
+    `report` returns (a sweep's trial: Ray has copied it to the sweep's storage by then), so a
+    trial holds one training state, not two.
 
     `stop_at_step` ends the run early at that step (evaluated and checkpointed) while the
     learning-rate and mask schedules still follow the full budget, as a preempted run would.
@@ -363,6 +364,7 @@ def train_loop(
     setup = StepSetup(config, model, ema_model, optimizer, schedule, weights_by_token, train_rows, autocast, device,
                       total_steps=total_steps, accumulation=accumulation, rank=rank, world=world)
     metrics_path = out_dir / "metrics.jsonl"
+    checkpoints = Path(checkpoint_root) if checkpoint_root else out_dir / "checkpoints"
     if rank == 0 and resume_from is not None:
         _truncate_metrics(metrics_path, state.step)
     elif rank == 0 and metrics_path.exists():
@@ -419,14 +421,14 @@ def train_loop(
         checkpoint_dir = None
         if rank == 0 and (state.step % config.checkpoint_every == 0 or state.step >= last_step):
             checkpoint_dir = save_checkpoint(
-                out_dir / "checkpoints" / f"step_{state.step:08d}", model=_unwrap(model).state_dict(),
+                checkpoints / f"step_{state.step:08d}", model=_unwrap(model).state_dict(),
                 ema=ema_model.state_dict(), optimizer=optimizer.state_dict(), step=state.step,
                 position={"epoch": state.position.epoch, "offset": state.position.offset}, config=config,
                 data={"data_root": str(data.root), "data_hash": data.content_hash},
             )
             # The new one is complete (renamed into place), so the older can go: one training
             # state per run (a base model's is ~1.5 GB).
-            prune_checkpoints(out_dir / "checkpoints", keep=1)
+            prune_checkpoints(checkpoints, keep=1)
             metrics["checkpoint"] = str(checkpoint_dir)
         if world > 1:
             shared = [metrics]

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -59,22 +60,24 @@ def loopback_ray_environment() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
-def connect_ray(num_cpus: int | None = None, include_dashboard: bool = False) -> bool:
+def connect_ray(num_cpus: int | None = None, include_dashboard: bool = False, log_to_driver: bool = True) -> bool:
     """Join the cluster in RAY_ADDRESS (set inside `ray job submit`), else start a local
-    Ray on loopback. Returns True when this call started Ray (so the caller stops it)."""
+    Ray on loopback. Returns True when this call started Ray (so the caller stops it).
+    `log_to_driver=False` leaves the workers' output in Ray's log files (the dashboard shows
+    them) instead of the terminal."""
     loopback_ray_environment()
     import ray
 
     if ray.is_initialized():
         return False
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=log_to_driver)
         return False
     ray.init(
         num_cpus=num_cpus,
         include_dashboard=include_dashboard,
         dashboard_host="127.0.0.1",
-        log_to_driver=True,
+        log_to_driver=log_to_driver,
     )
     return True
 
@@ -96,7 +99,11 @@ def run_worker(loop_config: dict, report, checkpoint=None, device=None) -> None:
     # wait for a descheduled thread when several workers share a machine.
     torch.set_num_threads(max(1, int(loop_config.get("cpus_per_worker", 1))))
     resume_context = checkpoint.as_directory() if checkpoint else nullcontext(loop_config.get("resume_from"))
-    with resume_context as resume_from:
+    keep = loop_config.get("keep_reported_checkpoints", True)
+    # A sweep's trial writes its checkpoints outside its working folder (which Ray may copy to
+    # storage as well) and deletes each once reported: Ray's persisted copy is the only one.
+    scratch = nullcontext(None) if keep else tempfile.TemporaryDirectory(prefix="mdlm-checkpoints-")
+    with resume_context as resume_from, scratch as checkpoint_root:
         try:
             train_loop(
                 config,
@@ -107,7 +114,8 @@ def run_worker(loop_config: dict, report, checkpoint=None, device=None) -> None:
                 report=report,
                 device=device,
                 show_progress=False,
-                keep_reported_checkpoints=loop_config.get("keep_reported_checkpoints", True),
+                keep_reported_checkpoints=keep,
+                checkpoint_root=checkpoint_root,
             )
         except TrainingDiverged as exc:
             # Every rank sees the same (all-reduced) loss, so all of them stop here; a

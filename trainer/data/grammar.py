@@ -1656,14 +1656,15 @@ def generate_builtin_data(
     return summary
 
 
-def builtin_data_dir(cache_root: str | os.PathLike, seed: int = 0) -> Path:
-    """`<cache_root>/builtin-v{GRAMMAR_VERSION}-seed{seed}`, generated with the defaults if absent.
+def builtin_data_dir(cache_root: str | os.PathLike, seed: int = 0, generate: bool = True) -> Path:
+    """`<cache_root>/builtin-v{GRAMMAR_VERSION}-seed{seed}`, generated with the defaults if absent
+    (unless `generate=False`: then only the path, which may not exist).
 
     Safe when several processes call it at once: each generates into its own
     temporary directory and only the first rename wins.
     """
     path = Path(cache_root) / f"builtin-v{GRAMMAR_VERSION}-seed{seed}"
-    if not _is_populated(path):
+    if generate and not _is_populated(path):
         _write_atomically(path, lambda tmp: _write_layout(tmp, seed, 60000, 3000, 300))
     return path
 

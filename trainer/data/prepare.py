@@ -674,6 +674,34 @@ def _check_settings(vocab_size: int, seq_length: int, val_fraction: float) -> No
         raise DataError(f"val_fraction={val_fraction!r} must be strictly between 0 and 1")
 
 
+def _identify(corpus_dir: Path, vocab_size: int, seq_length: int, val_fraction: float,
+              show_progress: bool) -> Tuple[str, List[_Source], str]:
+    """(layout, sources, content hash) of a corpus folder: reads and checks every file, writes nothing."""
+    layout, sources = _discover(corpus_dir)
+    with _bar(show_progress, sum(s.path.stat().st_size for s in sources), "hash + check UTF-8") as bar:
+        for src in sources:
+            _scan(src, bar)
+    train_src = [s for s in sources if s.split != "val"]
+    if not any(s.has_text for s in train_src):
+        kind = "*.train" if layout == "babylm" else "*.txt"
+        raise DataError(f"all {len(train_src)} {kind} files in {corpus_dir} are empty; corpus files need UTF-8 text")
+    if layout == "babylm" and not any(s.has_text for s in sources if s.split == "val"):
+        raise DataError(f"no validation data in {corpus_dir}: no non-empty *.dev file next to the *.train files")
+    settings = {"vocab_size": vocab_size, "seq_length": seq_length, "val_fraction": float(val_fraction)}
+    return layout, sources, _content_hash(settings, sources)
+
+
+def cached_preparation(corpus_dir, cache_dir, *, vocab_size: int = 16384, seq_length: int = 128,
+                       val_fraction: float = 0.05) -> Optional[PreparedData]:
+    """The finished cache folder `prepare_corpus` would reuse for these inputs, or None; writes
+    nothing (for plans: `sweeps/run.py --dry-run`). Raises DataError for a bad corpus."""
+    _check_settings(vocab_size, seq_length, val_fraction)
+    corpus_dir = Path(corpus_dir).expanduser().resolve()
+    _, _, content_hash = _identify(corpus_dir, int(vocab_size), int(seq_length), float(val_fraction), False)
+    final = Path(cache_dir).expanduser().resolve() / content_hash[:16]
+    return _reuse(final, content_hash) if final.exists() else None
+
+
 def prepare_corpus(
     corpus_dir,
     cache_dir,
@@ -697,20 +725,7 @@ def prepare_corpus(
     vocab_size, seq_length, val_fraction = int(vocab_size), int(seq_length), float(val_fraction)
     corpus_dir = Path(corpus_dir).expanduser().resolve()
     cache_dir = Path(cache_dir).expanduser().resolve()
-    layout, sources = _discover(corpus_dir)
-
-    with _bar(show_progress, sum(s.path.stat().st_size for s in sources), "hash + check UTF-8") as bar:
-        for src in sources:
-            _scan(src, bar)
-    train_src = [s for s in sources if s.split != "val"]
-    if not any(s.has_text for s in train_src):
-        kind = "*.train" if layout == "babylm" else "*.txt"
-        raise DataError(f"all {len(train_src)} {kind} files in {corpus_dir} are empty; corpus files need UTF-8 text")
-    if layout == "babylm" and not any(s.has_text for s in sources if s.split == "val"):
-        raise DataError(f"no validation data in {corpus_dir}: no non-empty *.dev file next to the *.train files")
-
-    settings = {"vocab_size": vocab_size, "seq_length": seq_length, "val_fraction": float(val_fraction)}
-    content_hash = _content_hash(settings, sources)
+    layout, sources, content_hash = _identify(corpus_dir, vocab_size, seq_length, val_fraction, show_progress)
     final = cache_dir / content_hash[:16]
 
     # Fast path: a finished folder is only ever created by an atomic rename

@@ -15,7 +15,7 @@ import hashlib
 from trainer.data import grammar
 from trainer.data.grammar import builtin_data_dir
 from trainer.data.pairs import load_pairs
-from trainer.data.prepare import PreparedData, prepare_corpus
+from trainer.data.prepare import PreparedData, cached_preparation, prepare_corpus
 
 
 def default_cache_dir() -> Path:
@@ -34,6 +34,24 @@ class RunData:
         return self.prepared.root
 
 
+def _builtin_root(cache_dir: Path, generate: bool = True) -> Path:
+    # Keyed by the generator's source too: a grammar edit that forgot to bump
+    # GRAMMAR_VERSION must not silently reuse the old corpus.
+    source_hash = hashlib.sha256(Path(grammar.__file__).read_bytes()).hexdigest()[:12]
+    return builtin_data_dir(cache_dir / "builtin" / source_hash, generate=generate)
+
+
+def find_prepared(config, cache_dir: str | Path | None = None) -> PreparedData | None:
+    """The prepared data `resolve_data` would use, if it is already in the cache; writes nothing
+    (it reads and hashes the corpus files). None when the corpus has not been prepared yet."""
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    corpus_dir = _builtin_root(cache_dir, generate=False) / "corpus" if config.corpus is None else Path(config.corpus)
+    if not corpus_dir.is_dir():
+        return None
+    return cached_preparation(corpus_dir.expanduser(), cache_dir / "prepared", vocab_size=config.vocab_size,
+                              seq_length=config.seq_length)
+
+
 def resolve_data(config, cache_dir: str | Path | None = None, show_progress: bool = True) -> RunData:
     """Prepare (or reuse) the Arrow cache for `config`'s corpus and find its pairs."""
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -41,10 +59,7 @@ def resolve_data(config, cache_dir: str | Path | None = None, show_progress: boo
     if pairs_dir is not None:
         load_pairs(pairs_dir)  # validate the user's pairs before any slow work
     if config.corpus is None:
-        # Keyed by the generator's source too: a grammar edit that forgot to bump
-        # GRAMMAR_VERSION must not silently reuse the old corpus.
-        source_hash = hashlib.sha256(Path(grammar.__file__).read_bytes()).hexdigest()[:12]
-        builtin = builtin_data_dir(cache_dir / "builtin" / source_hash)
+        builtin = _builtin_root(cache_dir)
         corpus_dir = builtin / "corpus"
         pairs_dir = pairs_dir or builtin / "pairs"
     else:
