@@ -131,6 +131,31 @@ class SearchSpace:
                 values[p.name] = trial.suggest_categorical(p.name, list(p.choices))
         return values
 
+    def values_of(self, config: TrainConfig, include_optional: bool = False) -> dict[str, Any]:
+        """The searched parameters' values in `config` (a point of this space), visiting them as
+        `suggest` does so `when` conditions hold. Raises SpaceError when a value is outside its
+        parameter's range or choices (the config is not a point of this space)."""
+        data = config.as_dict()
+
+        def value(name: str):
+            target = data
+            for part in name.split("."):
+                target = target[part]
+            return target
+
+        values: dict[str, Any] = {k: value(k) for k in self.fixed}
+        point: dict[str, Any] = {}
+        for p in self.active_params(include_optional):
+            if any(values.get(key) != wanted for key, wanted in p.when.items()):
+                continue
+            found = value(p.name)
+            inside = (p.low <= found <= p.high if p.type in ("float", "int") else
+                      isinstance(found, bool) if p.type == "bool" else found in p.choices)
+            if not inside:
+                raise SpaceError(f"{p.name} = {found!r} is outside the space ({p.describe()})")
+            values[p.name] = point[p.name] = found
+        return point
+
     def grid_points(self, include_optional: bool = False) -> list[dict[str, Any]]:
         """Every combination of grid values, respecting `when` (an inactive parameter
         does not multiply the grid)."""

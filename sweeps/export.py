@@ -26,12 +26,24 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sweeps import storage
-from sweeps.results import apply_confirmation, load_confirmation, pareto_front, rank, read_trials, reported
+from sweeps.results import (
+    apply_confirmation,
+    best_against_baseline,
+    load_confirmation,
+    pareto_front,
+    rank,
+    read_trials,
+    reported,
+    standard_error,
+    winner_against_runner_up,
+)
 from sweeps.spec import SweepSpec
 from trainer.cli import ArgumentParser
 from trainer.errors import UserError
 
-METRIC_COLUMNS = ("step", "words_seen", "val_nelbo", "val_acc", "pairs_acc", "pairs_acc_heldout", "train_loss", "tokens_per_s")
+# Each number beside its standard error (trainer/evaluate.py says how each is computed).
+METRIC_COLUMNS = ("step", "words_seen", "val_nelbo", "val_nelbo_se", "val_acc", "val_acc_se", "pairs_acc",
+                  "pairs_acc_se", "pairs_acc_heldout", "pairs_acc_heldout_se", "train_loss", "tokens_per_s")
 
 
 class ExportError(UserError):
@@ -41,14 +53,15 @@ class ExportError(UserError):
 def leaderboard_csv(rows: list[dict]) -> str:
     params = sorted({name for row in rows for name in row["values"]})
     extra = sorted({k for row in rows for k in row["metrics"] if k.startswith("pairs_acc/")})
-    header = ["rank", "trial_id", "status", "state", *params, *METRIC_COLUMNS, *extra, "reason"]
+    header = ["rank", "trial_id", "status", "state", "baseline", *params, *METRIC_COLUMNS, *extra, "reason"]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
     for position, row in enumerate(rows, start=1):
         metrics = row["metrics"]
         writer.writerow(
-            [position, row["trial_id"], row["status"], row["state"], *(row["values"].get(p, "") for p in params),
+            [position, row["trial_id"], row["status"], row["state"], "yes" if row.get("baseline") else "",
+             *(row["values"].get(p, "") for p in params),
              *(metrics.get(m, "") for m in METRIC_COLUMNS), *(metrics.get(m, "") for m in extra), row.get("reason", "")]
         )
     return buffer.getvalue()
@@ -128,10 +141,21 @@ def export_sweep(experiment: str, top: int = 5, quiet: bool = False, pick: str |
                         for e in confirmation["configs"]],
             "difference": confirmation["difference"],
         }
+    # One sweep-ranked number per configuration: is the winner's lead more than noise? (A
+    # confirmation, when it ran, answered that with fresh seeds instead.)
+    noise = None if front or document["provenance"]["selected_by"] == "confirmation" else noise_statement(rows, spec)
+    if noise:
+        document["provenance"]["noise"] = noise
+    gain = None if front else baseline_statement(rank(rows, spec), spec)
+    if gain:
+        document["provenance"]["gain_over_baseline"] = gain
     storage.write_text(best_path, json.dumps(document, indent=2))
     storage.write_text(storage.join(experiment, "leaderboard.csv"), leaderboard_csv(rows))
     if not quiet:
         print(summary_table(rows[:top], spec))
+        for statement in (noise, gain):
+            if statement:
+                print(statement)
         if front:
             print(pareto_table(front, spec))
             print(f"exported Pareto point: {best['trial_id']} (choose another with --pick N or --pick <trial id>)")
@@ -143,20 +167,44 @@ def export_sweep(experiment: str, top: int = 5, quiet: bool = False, pick: str |
 def summary_table(rows: list[dict], spec: SweepSpec) -> str:
     metric = spec.metric
     params = sorted({name for row in rows for name in row["values"]})
-    header = f"{'rank':>4}  {'trial':<12} {'state':<20} {metric:>12}  " + "  ".join(params)
+    header = f"{'rank':>4}  {'trial':<12} {'state':<20} {metric + ' +- se':>18}  " + "  ".join(params)
     lines = [f"top {len(rows)} trials of {spec.name} by {metric} ({spec.mode}):", header]
     for position, row in enumerate(rows, start=1):
-        value = row["metrics"].get(metric, math.nan)
+        value, se = row["metrics"].get(metric, math.nan), standard_error(row, metric)
         shown = "  ".join(_fmt(row["values"].get(p, "-")) for p in params)
-        lines.append(f"{position:>4}  {row['trial_id']:<12} {row['state']:<20} {value:>12.4f}  {shown}")
+        number = f"{value:.4f} +- {se:.4f}" if se is not None else f"{value:.4f}"
+        lines.append(f"{position:>4}  {row['trial_id']:<12} {row['state']:<20} {number:>18}  {shown}")
     return "\n".join(lines)
+
+
+def baseline_statement(rows: list[dict], spec: SweepSpec) -> str | None:
+    """In words: the best trial's gain over the baseline (the base config), with its noise."""
+    found = best_against_baseline(rows, spec)
+    if found is None:
+        return None
+    best, baseline, comparison = found
+    if best is baseline:
+        return f"the baseline (trial {baseline['trial_id']}, the base config) is the best trial: nothing beat it"
+    return "gain over the baseline: " + comparison.words(spec.metric, f"trial {best['trial_id']}",
+                                                         f"the baseline (trial {baseline['trial_id']})")
+
+
+def noise_statement(rows: list[dict], spec: SweepSpec) -> str | None:
+    """In words: is the best trial's lead over the runner-up more than noise?"""
+    found = winner_against_runner_up(rows, spec)
+    if found is None:
+        return None
+    best, runner_up, comparison = found
+    return comparison.words(spec.metric, f"trial {best['trial_id']} ({best['state']})",
+                            f"the runner-up {runner_up['trial_id']} ({runner_up['state']})")
 
 
 def pareto_table(front: list[dict], spec: SweepSpec) -> str:
     names = spec.objective_names
     lines = [f"Pareto front ({len(front)} trials) over " + ", ".join(f"{o.metric} ({o.mode})" for o in spec.objectives) + ":"]
     for position, row in enumerate(front, start=1):
-        shown = "  ".join(f"{m}={row['metrics'][m]:.4f}" for m in names)
+        shown = "  ".join(f"{m}={row['metrics'][m]:.4f}" + (f"+-{se:.4f}" if (se := standard_error(row, m)) is not None else "")
+                          for m in names)
         values = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(row["values"].items()))
         lines.append(f"  {position}. {row['trial_id']}  {shown}  [{values}]")
     return "\n".join(lines)

@@ -47,7 +47,15 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from sweeps import storage  # noqa: E402
 from sweeps.export import leaderboard_csv  # noqa: E402
-from sweeps.results import load_confirmation, rank, read_trials, reported  # noqa: E402
+from sweeps.results import (  # noqa: E402
+    best_against_baseline,
+    load_confirmation,
+    rank,
+    read_trials,
+    reported,
+    rung_agreement,
+    winner_against_runner_up,
+)
 from sweeps.spec import SweepSpec  # noqa: E402
 from trainer.cli import ArgumentParser  # noqa: E402
 from trainer.errors import UserError  # noqa: E402
@@ -122,7 +130,10 @@ def stored_study(spec: SweepSpec):
         study = optuna.load_study(study_name=spec.study_name, storage=spec.search.optuna_storage)
     except Exception:  # noqa: BLE001 - missing database or study: the report rebuilds one
         return None
-    return study if all("trial_id" in t.user_attrs for t in study.trials) else None
+    # Warm-start trials (an earlier sweep's) are the sampler's prior, not this sweep's results.
+    if any("warm_start_from" in t.user_attrs or "trial_id" not in t.user_attrs for t in study.trials):
+        return None
+    return study
 
 
 def build_study(spec: SweepSpec, rows: list[dict], objectives: list[tuple[str, str]]):
@@ -410,6 +421,8 @@ nav{margin:1em 0;font-size:.95em} a{color:#0b5cad}
 table{border-collapse:collapse;font-size:.85em;margin:.6em 0} th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}
 th{background:#f3f3f3} td.text,th.text{text-align:left} tr.best td{background:#eef7ee}
 .scroll{overflow-x:auto} .note{color:#555;font-style:italic}
+.warning{background:#fff4e0;border-left:4px solid #e69500;padding:.4em .7em}
+.verdict{background:#eef7ee;border-left:4px solid #3a9a3a;padding:.4em .7em}
 figure{margin:1em 0} figure img{max-width:100%;border:1px solid #ddd} figcaption{font-size:.85em;color:#555}
 dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em} dt{font-weight:600} dd{margin:0}
 """
@@ -536,6 +549,7 @@ def render_report(
         _history_section(page, study, metric)
         _importance_section(page, study, metric, extra)
         _parameters_section(page, spec, study, rows, metric)
+        _rungs_section(page, spec, rows, extra)
         _curves_section(page, ranked, metric)
         _paradigm_section(page, ranked)
         _leaderboard_section(page, spec, ranked, leaderboard_text)
@@ -552,16 +566,75 @@ def _best_section(page: _Page, spec: SweepSpec, ranked: list[dict], confirmation
     best, metric = ranked[0], spec.metric
     full = spec.full_budget
     values = ", ".join(f"{k} = {_fmt(v)}" for k, v in best["values"].items())
+    se = best["metrics"].get(f"{metric}_se")
+    shown = _fmt(best["metrics"][metric]) + (f" ± {_fmt(se)}" if isinstance(se, (int, float)) and math.isfinite(se) else "")
     text = (f"<p>Best trial <b>{html.escape(best['trial_id'])}</b>: {html.escape(metric)} = "
-            f"<b>{_fmt(best['metrics'][metric])}</b> after {best['metrics'].get('step', '?')} of {full} steps; "
+            f"<b>{shown}</b> after {best['metrics'].get('step', '?')} of {full} steps; "
             f"{html.escape(values)}.</p>")
     if best["metrics"].get("step", 0) < full:
         text += _note("No trial trained its full budget; the best is an early-stopped trial.")
+    found = winner_against_runner_up(ranked, spec)
+    if found is not None and not (confirmation or {}).get("configs"):
+        _, _, comparison = found
+        words = comparison.words(metric, f"the best trial ({found[0]['trial_id']}, {found[0]['state']})",
+                                 f"the runner-up ({found[1]['trial_id']}, {found[1]['state']})")
+        text += f'<p class="{"verdict" if comparison.distinguishable else "warning"}">{html.escape(words)}.</p>'
+    se = best["metrics"].get(f"{metric}_se")
+    if isinstance(se, (int, float)) and math.isfinite(se):
+        text += _note("± is one standard error of the number on this evaluation set (pairs: binomial over the "
+                      "pairs scored; validation: over the rows scored).")
     confirmed = [c for c in (confirmation or {}).get("configs") or [] if c.get("values_per_seed")]
     if confirmed:
         text += (f"<p>Retrained over seeds, the confirmed winner is <b>{html.escape(str(confirmed[0].get('trial_id')))}</b> "
                  f'(see <a href="#confirmation">confirmation</a>).</p>')
+    against = best_against_baseline(ranked, spec)
+    if against is not None:
+        top, baseline, comparison = against
+        if top is baseline:
+            text += ('<p class="warning">The baseline (the base config, run first) is the best trial: no point of '
+                     'the space beat it at this budget.</p>')
+        else:
+            words = comparison.words(metric, f"the best trial ({top['trial_id']})", f"the baseline ({baseline['trial_id']}, "
+                                     "the base config)")
+            text += f'<p class="{"verdict" if comparison.distinguishable else "warning"}">Gain over the baseline: {html.escape(words)}.</p>'
+    elif spec.search.baseline_note:
+        text += _note(spec.search.baseline_note + ".")
+    if spec.search.warm_start:
+        text += _note(spec.search.warm_start.summary() + ".")
     page.section("best", "Best trial", text)
+
+
+def _rungs_section(page: _Page, spec: SweepSpec, rows: list[dict], extra: dict) -> None:
+    """Kendall's tau between each rung's metric and the full budget's: does early stopping keep
+    the trials that end best?"""
+    table = rung_agreement(rows, spec)
+    extra["rung_agreement"] = table
+    stopped = {}
+    for row in rows:
+        if row["state"].startswith("stopped at step "):
+            step = int(row["state"].rsplit(" ", 1)[1])
+            stopped[step] = stopped.get(step, 0) + 1
+    if not table:
+        body = _note("Fewer than two trials trained the full budget with an evaluation before it, so whether "
+                     "low-budget rankings predict final ones cannot be checked here.")
+        page.section("rungs", "Does early stopping stop the right trials?", body)
+        return
+    body = ("<p>Each row compares the trials' " + html.escape(spec.metric) + " at an evaluation before the full "
+            f"budget ({spec.full_budget} steps) with their final value, over the trials that trained the full budget "
+            "(Kendall's tau: 1 = the same order, 0 = no relation, -1 = reversed). An early-stopping scheduler "
+            "decides at these steps on these numbers.</p>")
+    body += _table(["step", "trials compared", "Kendall tau", "trials stopped here"],
+                   [[r["step"], r["trials"], r["tau"], stopped.get(r["step"], 0)] for r in table])
+    weak = [r for r in table if math.isfinite(r["tau"]) and r["tau"] < 0.4 and stopped.get(r["step"])]
+    for r in weak:
+        body += (f'<p class="warning">At step {r["step"]} the ranking barely predicted the final one '
+                 f'(tau = {r["tau"]:.2f} over {r["trials"]} trials), and {stopped[r["step"]]} trial(s) were stopped '
+                 "there: early stopping at this budget may have thrown away the eventual winner. Give trials more "
+                 "steps before the first decision (fewer --evals-per-trial) or use --scheduler none.</p>")
+    if not weak:
+        body += _note("Where trials were stopped, the rankings at that step agreed with the final ones "
+                      "(or no trial was stopped).")
+    page.section("rungs", "Does early stopping stop the right trials?", body)
 
 
 def _history_section(page: _Page, study, metric: str) -> None:

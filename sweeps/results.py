@@ -27,7 +27,8 @@ from typing import Sequence
 
 from sweeps import storage
 from sweeps.spec import Objective, SweepError, SweepSpec
-from sweeps.trial import trial_config, trial_values
+from sweeps.stats import Comparison, compare, kendall_tau
+from sweeps.trial import is_baseline, trial_config, trial_values
 
 CONFIRMATION_FILE = "confirmation.json"
 CONFIRM_DIR = "confirm"
@@ -64,6 +65,11 @@ def read_trials(spec: SweepSpec, experiment: str | None = None) -> list[dict]:
             "path": trial.path,
         })
     rows.sort(key=lambda row: row["number"])
+    for row in rows:  # the base config's trial, queued first (run.py: baseline_point)
+        row["baseline"] = False
+    first = next((row for row in rows if is_baseline(row["values"], spec)), None)
+    if first is not None:
+        first["baseline"] = True
     return rows
 
 
@@ -134,6 +140,62 @@ def pareto_front(rows: list[dict], objectives: Sequence[Objective]) -> list[dict
     front = [r for r in usable if not any(dominates(other, r, objectives) for other in usable)]
     first = objectives[0]
     return sorted(front, key=lambda r: (-1.0 if first.mode == "max" else 1.0) * r["metrics"][first.metric])
+
+
+def standard_error(row: dict, metric: str) -> float | None:
+    """The standard error a trial reported beside `metric` (`<metric>_se`), if any."""
+    value = row["metrics"].get(f"{metric}_se")
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def winner_against_runner_up(ranked: list[dict], spec: SweepSpec) -> tuple[dict, dict, Comparison] | None:
+    """The best two full-budget trials with a finite objective (else the best two of any budget)
+    and whether the first's lead is more than the noise of the two numbers."""
+    usable = [r for r in ranked if math.isfinite(r["metrics"].get(spec.metric, math.nan))]
+    full = [r for r in usable if r["metrics"].get("step", 0) >= spec.full_budget]
+    pool = full if len(full) >= 2 else usable
+    if len(pool) < 2:
+        return None
+    best, runner_up = pool[0], pool[1]
+    sign = 1.0 if spec.mode == "max" else -1.0
+    comparison = compare(sign * best["metrics"][spec.metric], sign * runner_up["metrics"][spec.metric],
+                         standard_error(best, spec.metric), standard_error(runner_up, spec.metric))
+    return best, runner_up, comparison
+
+
+def best_against_baseline(ranked: list[dict], spec: SweepSpec) -> tuple[dict, dict, Comparison] | None:
+    """The best full-budget trial against the baseline trial (the base config), when both exist."""
+    baseline = next((r for r in ranked if r.get("baseline")), None)
+    usable = [r for r in ranked if math.isfinite(r["metrics"].get(spec.metric, math.nan))
+              and r["metrics"].get("step", 0) >= spec.full_budget]
+    if baseline is None or not usable or not math.isfinite(baseline["metrics"].get(spec.metric, math.nan)):
+        return None
+    best = usable[0]
+    sign = 1.0 if spec.mode == "max" else -1.0
+    return best, baseline, compare(sign * best["metrics"][spec.metric], sign * baseline["metrics"][spec.metric],
+                                   standard_error(best, spec.metric), standard_error(baseline, spec.metric))
+
+
+def rung_agreement(rows: list[dict], spec: SweepSpec) -> list[dict]:
+    """For each evaluation step before the full budget (a rung where an early-stopping scheduler
+    decides), Kendall's tau between the trials' metric there and at the full budget, over the
+    trials that reached the full budget: did low-budget rankings predict the final ones?"""
+    finals, at_step = {}, {}
+    for row in rows:
+        history = [h for h in row["history"] if math.isfinite(h.get(spec.metric, math.nan))]
+        if not history or row["metrics"].get("step", 0) < spec.full_budget or row["status"] == "DIVERGED":
+            continue
+        finals[row["trial_id"]] = history[-1][spec.metric]
+        for h in history[:-1]:
+            at_step.setdefault(int(h["step"]), {})[row["trial_id"]] = h[spec.metric]
+    table = []
+    for step in sorted(at_step):
+        trials = sorted(at_step[step])
+        if len(trials) < 2:
+            continue
+        tau = kendall_tau([at_step[step][t] for t in trials], [finals[t] for t in trials])
+        table.append({"step": step, "trials": len(trials), "tau": tau})
+    return table
 
 
 def load_confirmation(spec: SweepSpec) -> dict | None:

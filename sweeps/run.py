@@ -50,6 +50,7 @@ from sweeps.spec import (
 )
 from sweeps.tuning import check_cluster_resources, check_resources, fit
 from sweeps.wandb_summary import log_sweep_summary
+from sweeps.warm_start import warm_start
 from trainer.budget import parse_word_count, resolve_max_steps
 from trainer.cli import ArgumentParser
 from trainer.config import TrainConfig
@@ -91,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after the sweep, rerun the top K configurations at the full budget with fresh seeds")
     p.add_argument("--seeds", type=int, default=3, help="fresh seeds per configuration for --confirm")
     p.add_argument("--seed", type=int, default=0, help="sampler seed (and the base config's seed)")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="do not run the base config (the recipe's defaults, or --config) as the first trial")
+    p.add_argument("--warm-start", metavar="SWEEP",
+                   help="<storage>/<name> of an earlier sweep whose full-budget trials that fit this space seed the study")
     p.add_argument("--workers-per-trial", type=int, default=1, help="Ray Train workers (DDP) per trial")
     p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs each worker reserves (and its torch threads)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="fractions let several trials share a GPU")
@@ -219,6 +224,9 @@ def plan_text(args, space: SearchSpace, config: TrainConfig, objectives, resourc
         f"{resources.cpus_per_worker:g} CPU + {resources.gpus_per_worker:g} GPU ({resources.cpus_per_trial:g} CPU per trial)",
         f"data: {config.corpus or 'built-in corpus'}; pairs: {config.pairs or ('built-in pairs' if config.corpus is None else 'none')}",
     ]
+    lines.append(baseline_point(args, space, config)[1])
+    if args.warm_start:
+        lines.append(f"warm start: the study begins with the trials of {args.warm_start} that fit this sweep")
     if args.confirm:
         lines.append(f"then: confirm the top {args.confirm} configurations with {args.seeds} fresh seeds each at the full budget")
     return "\n".join(lines)
@@ -328,6 +336,12 @@ def build_spec(args, argv, root: str, name: str, space: SearchSpace, config: Tra
         pairs_split = split_description(*split_pairs(load_pairs(pairs_dir), config.pairs_heldout_fraction),
                                         config.pairs_heldout_fraction)
     command = [Path(sys.argv[0]).name if sys.argv else "run.py", *(argv if argv is not None else sys.argv[1:])]
+    baseline, baseline_note = baseline_point(args, space, config)
+    warm = None
+    if args.warm_start:
+        warm = warm_start(storage.normalise(args.warm_start), space, config, objectives,
+                          run_data.prepared.content_hash, args.search_optional)
+        print(warm.summary(), flush=True)
     return SweepSpec(
         name=name,
         storage=root,
@@ -337,7 +351,8 @@ def build_spec(args, argv, root: str, name: str, space: SearchSpace, config: Tra
                               max_concurrent=args.max_concurrent, include_optional=args.search_optional,
                               evals_per_trial=args.evals_per_trial, seed=args.seed,
                               optuna_storage=None if args.search == "grid" else
-                              args.optuna_storage or default_optuna_storage(root, name)),
+                              args.optuna_storage or default_optuna_storage(root, name),
+                              baseline=baseline, baseline_note=baseline_note, warm_start=warm),
         objectives=objectives,
         base_config=config,
         data=DataRef(
@@ -354,6 +369,20 @@ def build_spec(args, argv, root: str, name: str, space: SearchSpace, config: Tra
         provenance=Provenance(code_version=code_version(), versions=package_versions(), command=" ".join(command),
                               created=time.strftime("%Y-%m-%dT%H:%M:%S")),
     )
+
+
+def baseline_point(args, space: SearchSpace, config: TrainConfig) -> tuple[dict | None, str]:
+    """The base config's point of the space, which runs as the sweep's first trial, and why not when
+    it does not."""
+    if args.no_baseline:
+        return None, "no baseline: --no-baseline"
+    if args.search == "grid":
+        return None, "no baseline trial: grid search runs every grid point"
+    try:
+        point = space.values_of(config, args.search_optional)
+    except UserError as exc:
+        return None, f"no baseline trial: the base config is not a point of the space ({exc})"
+    return point, "the base config runs first: " + ", ".join(f"{k} = {v}" for k, v in point.items())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -390,6 +419,10 @@ def main(argv: list[str] | None = None) -> int:
             objectives = resolve_objectives(args, has_pairs=config.pairs is not None or config.corpus is None)
             if len(objectives) > 1 and args.search == "cmaes":
                 raise SweepError("--search cmaes is single-objective; use tpe or random for several metrics")
+            if args.warm_start and args.search == "grid":
+                raise SweepError("--warm-start seeds an Optuna study; grid search has none (use tpe, random or cmaes)")
+            if args.warm_start:
+                SweepSpec.load(storage.normalise(args.warm_start))  # a readable sweep, before any slow work
             storage.check_writable(root, contact=not args.dry_run)
             print(plan_text(args, space, config, objectives, resources, experiment), flush=True)
             if args.dry_run:

@@ -76,6 +76,16 @@ class SpaceSpec(_Frozen):
                            self.name, self.source or self.name)
 
 
+class WarmStart(_Frozen):
+    source: str  # <storage>/<name> of the earlier sweep
+    trials: list[dict[str, Any]] = Field(default_factory=list)  # {"trial_id", "params", "values"}
+    left_out: dict[str, int] = Field(default_factory=dict)  # reason -> trials
+
+    def summary(self) -> str:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.left_out.items())) or "none"
+        return f"warm start from {self.source}: {len(self.trials)} trial(s) taken; left out: {reasons}"
+
+
 class SearchSettings(_Frozen):
     algorithm: Literal["tpe", "random", "grid", "cmaes"] = "tpe"
     scheduler: Literal["asha", "hyperband", "median", "none"] = "asha"
@@ -87,6 +97,13 @@ class SearchSettings(_Frozen):
     # Where the Optuna study lives (an RDB URL); None: in memory (grid search, or storage
     # that SQLite cannot use, such as s3://). run.py defaults it to sqlite in the sweep folder.
     optuna_storage: str | None = None
+    # The base config's point of the space, run first (None: --no-baseline, grid search, or
+    # a base config outside the space; `baseline_note` says which).
+    baseline: dict[str, Any] | None = None
+    baseline_note: str = ""
+    # Completed trials of an earlier sweep that seed this study (--warm-start): where from,
+    # the trials taken ({"params", "values", "trial_id"}) and how many were left out, by reason.
+    warm_start: WarmStart | None = None
 
 
 class DataRef(_Frozen):

@@ -27,6 +27,13 @@ def trial_values(tune_config: dict) -> dict:
     return values
 
 
+def is_baseline(values: dict, spec: SweepSpec) -> bool:
+    """Whether a trial's values are the base config's point of the space (fixed values, which a
+    trial's values also carry, aside)."""
+    baseline = spec.search.baseline
+    return baseline is not None and all(values.get(k) == v for k, v in baseline.items())
+
+
 def trial_config(tune_config: dict, spec: SweepSpec) -> TrainConfig:
     """The trial's config: the sweep's base config with the trial's values set."""
     return apply_values(spec.base_config, trial_values(tune_config))

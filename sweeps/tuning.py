@@ -16,7 +16,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import suggest_values
 from sweeps.spec import Resources, SweepError, SweepSpec
-from sweeps.trial import GRID_KEY, run_trial, trial_values
+from sweeps.trial import GRID_KEY, is_baseline, run_trial, trial_values
 from trainer.train import ClusterError
 
 
@@ -69,13 +69,15 @@ def build_search(spec: SweepSpec):
         sampler = optuna.samplers.CmaEsSampler(seed=settings.seed, warn_independent_sampling=False)
     metric = list(spec.objective_names) if spec.multi_objective else spec.metric
     mode = [o.mode for o in spec.objectives] if spec.multi_objective else spec.mode
+    storage = optuna_storage(spec)
+    prepare_study(spec, storage)
     searcher = DivergenceAwareOptunaSearch(
         space=partial(suggest_values, space=space, include_optional=settings.include_optional),
         metric=metric,
         mode=mode,
         sampler=sampler,
         study_name=spec.study_name,
-        storage=optuna_storage(spec),
+        storage=storage,
     )
     if settings.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent)
@@ -83,15 +85,49 @@ def build_search(spec: SweepSpec):
 
 
 def optuna_storage(spec: SweepSpec):
-    """The study's RDB storage (None: in memory). It outlives the driver: `--resume` continues
-    the same study, and `optuna.load_study` / `optuna-dashboard` open it."""
-    if not spec.search.optuna_storage:
-        return None
+    """The study's storage: the RDB in `search.optuna_storage` (it outlives the driver: `--resume`
+    continues the same study, and `optuna.load_study` / `optuna-dashboard` open it), else memory."""
     import optuna
 
+    if not spec.search.optuna_storage:
+        return optuna.storages.InMemoryStorage()
     # SQLite waits for a lock instead of failing at once when a dashboard is reading.
     engine = {"connect_args": {"timeout": 60}} if spec.search.optuna_storage.startswith("sqlite") else {}
     return optuna.storages.RDBStorage(spec.search.optuna_storage, engine_kwargs=engine)
+
+
+def prepare_study(spec: SweepSpec, storage) -> None:
+    """Seed a new study before the searcher opens it: the warm-start trials as COMPLETE trials
+    with their values, then the baseline (the base config's point) queued to run first."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    directions = ["maximize" if o.mode == "max" else "minimize" for o in spec.objectives]
+    study = optuna.create_study(storage=storage, study_name=spec.study_name, directions=directions,
+                                load_if_exists=True)
+    if study.trials:
+        return  # a study that already ran (a rerun into the same database): leave it as it is
+    space = spec.space.load()
+    distributions = {p.name: optuna_distribution(p) for p in space.params}
+    for trial in (spec.search.warm_start.trials if spec.search.warm_start else []):
+        study.add_trial(create_trial(
+            state=TrialState.COMPLETE, values=trial["values"], params=trial["params"],
+            distributions={name: distributions[name] for name in trial["params"]},
+            user_attrs={"warm_start_from": spec.search.warm_start.source, "trial_id": f"warm:{trial['trial_id']}"},
+        ))
+    if spec.search.baseline is not None:
+        study.enqueue_trial(spec.search.baseline, user_attrs={"baseline": True})
+
+
+def optuna_distribution(param):
+    """A space parameter as the Optuna distribution its `suggest` call samples from."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if param.type == "float":
+        return FloatDistribution(param.low, param.high, log=param.log)
+    if param.type == "int":
+        return IntDistribution(int(param.low), int(param.high), log=param.log)
+    return CategoricalDistribution([False, True] if param.type == "bool" else list(param.choices))
 
 
 def build_scheduler(spec: SweepSpec):
@@ -220,13 +256,16 @@ class ConsoleLines(Callback):
         print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._line(f"start    {trial.trial_id}  {self._name(trial)}")
+        role = "  (baseline: the base config)" if is_baseline(trial_values(trial.config), self.spec) else ""
+        self._line(f"start    {trial.trial_id}  {self._name(trial)}{role}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if result.get("diverged"):
             return  # said once, when it ends
         names = dict.fromkeys((*self.spec.objective_names, "val_nelbo", "train_loss"))  # in order, once each
-        shown = "  ".join(f"{m} {result[m]:.4f}" for m in names if isinstance(result.get(m), (int, float)))
+        shown = "  ".join(f"{m} {result[m]:.4f}" + (f"+-{result[m + '_se']:.4f}" if isinstance(result.get(m + "_se"), float)
+                                                   else "")
+                          for m in names if isinstance(result.get(m), (int, float)))
         self._line(f"step {int(result.get('step', 0)):>6} {trial.trial_id}  {shown}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):

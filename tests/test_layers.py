@@ -8,8 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # sweeps/ from the bottom layer up: a module may import only modules of a lower layer.
-SWEEPS_LAYERS = [{"storage"}, {"spec"}, {"trial"}, {"tuning"}, {"results"}, {"export", "confirm"}, {"report"},
-                 {"wandb_summary"}, {"final", "run"}]
+SWEEPS_LAYERS = [{"storage", "stats"}, {"spec"}, {"trial"}, {"tuning"}, {"results"}, {"export", "confirm"}, {"report"},
+                 {"wandb_summary", "warm_start"}, {"final", "run"}]
 
 
 def project_imports(path: Path) -> set[str]:

@@ -118,3 +118,42 @@ def test_lamb_minimises_a_quadratic():
         ((w - torch.tensor([1.0, 1.0, 1.0])) ** 2).sum().backward()
         opt.step()
     assert torch.allclose(w.detach(), torch.ones(3), atol=0.1)
+
+
+def test_standard_errors_by_hand():
+    from trainer.evaluate import binomial_se, ratio_se
+
+    # 30 right of 40 pairs: sqrt(0.75 * 0.25 / 40) = 0.068465
+    assert binomial_se(0.75, 40) == pytest.approx(0.0684653, rel=1e-5)
+    assert binomial_se(1.0, 12) == 0.0 and math.isnan(binomial_se(0.5, 0))
+    # Rows (a, b) = (2, 1), (3, 2), (7, 3): R = 12 / 6 = 2; residuals a - 2b = 0, -1, 1;
+    # se = sqrt(2 / (3 * 2)) / mean(b) = sqrt(1/3) / 2 = 0.288675
+    a, b = torch.tensor([2.0, 3.0, 7.0]), torch.tensor([1.0, 2.0, 3.0])
+    assert ratio_se(a, b) == pytest.approx(math.sqrt(1 / 3) / 2, rel=1e-9)
+    # Proportional rows carry no spread; a single row has none to measure.
+    assert ratio_se(torch.tensor([2.0, 4.0]), torch.tensor([1.0, 2.0])) == 0.0
+    assert math.isnan(ratio_se(torch.tensor([1.0]), torch.tensor([2.0])))
+
+
+def test_validation_standard_error_matches_the_spread_of_independent_draws():
+    # The delta-method SE of val_nelbo must describe how much the number moves between
+    # independent validation sets: score 30 disjoint 64-row sets and compare the SE it reports
+    # with the standard deviation of the 30 values. The masks are common random numbers (fixed
+    # per row index and row width), so each set gets a different width (padding columns) to
+    # draw its own masks, as a different sample of rows would.
+    model = Uniform(SPECIAL + 40)
+    g = torch.Generator().manual_seed(1)
+    values, reported = [], []
+    for k in range(30):
+        rows = torch.full((64, 24 + k), PAD)
+        rows[:, :24] = torch.randint(SPECIAL, SPECIAL + 40, (64, 24), generator=g)
+        rows[:, 0] = BOS
+        lengths = torch.randint(6, 25, (64,), generator=g)
+        for r, n in enumerate(lengths.tolist()):
+            rows[r, n:] = PAD
+        out = validation_metrics(model, rows, num_rates=8, num_special=SPECIAL, mask_id=MASK, pad_id=PAD)
+        values.append(out["val_nelbo"])
+        reported.append(out["val_nelbo_se"])
+    spread = float(torch.tensor(values).std())
+    assert 0.6 * spread < float(torch.tensor(reported).mean()) < 1.6 * spread
+    assert out["val_rows_scored"] == 64

@@ -317,7 +317,7 @@ def wandb_runs(folder: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_results_open_in_optuna_wandb_and_the_leaderboard(sweep_dir):
+def test_results_open_in_optuna_wandb_and_the_leaderboard(sweep_dir, report_index):
     import csv
 
     import optuna
@@ -348,9 +348,22 @@ def test_results_open_in_optuna_wandb_and_the_leaderboard(sweep_dir):
         assert run["name"].startswith("#") and "derivative_power=" in run["name"]
     summary = summaries[0]
     assert summary["name"] == "rep (summary)" and summary["config"]["data"]["data_hash"] == spec.data.data_hash
-    # The leaderboard says what happened to each trial.
+    # Ray Tune reads the folder as any Tune experiment.
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(str(sweep_dir), default_metric="pairs_acc", default_mode="max")
+    assert len(analysis.trials) == 4 and analysis.get_best_config()["derivative_power"] is not None
+    # The leaderboard says what happened to each trial, and which one was the baseline: the
+    # base config (p = 0.1, the recipe's), queued to run first.
     board = list(csv.DictReader(io.StringIO((sweep_dir / "leaderboard.csv").read_text())))
     assert board and all(row["state"] == "finished" for row in board)
+    (baseline,) = [row for row in board if row["baseline"] == "yes"]
+    assert float(baseline["derivative_power"]) == 0.1 and float(baseline["pairs_acc_se"]) > 0
+    first = min(study.trials, key=lambda t: t.number)
+    assert first.user_attrs.get("baseline") and first.user_attrs["trial_id"] == baseline["trial_id"]
+    page = (sweep_dir / "report" / "index.html").read_text()
+    assert "Gain over the baseline" in page or "The baseline (the base config, run first) is the best trial" in page
+    assert "Does early stopping stop the right trials?" in page
 
 
 @pytest.mark.slow
@@ -484,3 +497,23 @@ def test_report_renders_in_headless_chromium(report_index, tmp_path):
     # Figures are drawn down the page, not just the header: the lower half is not blank.
     lower = pixels[pixels.shape[0] // 2:]
     assert (lower < 0.9).any(axis=-1).mean() > 0.02
+
+
+def test_report_says_in_words_when_the_winner_is_within_noise(tmp_path):
+    _, rows = synthetic(n=4)
+    sweep = make_spec(objectives=(("pairs_acc", "max"),))
+    finished = [r for r in rows if r["status"] == "TERMINATED" and r["metrics"].get("step") == 30][:2]
+    for row, (acc, se) in zip(finished, ((0.52, 0.03), (0.48, 0.04))):
+        row["metrics"].update(pairs_acc=acc, pairs_acc_se=se)
+        row["history"][-1].update(pairs_acc=acc, pairs_acc_se=se)
+    for row in rows:
+        if row not in finished:
+            row["metrics"]["pairs_acc"] = 0.1
+    page = (report.render_report(sweep, rows, tmp_path / "near")).read_text()
+    assert "0.52 ± 0.03" in page
+    assert (f"the best trial ({finished[0]['trial_id']}, finished) beats the runner-up ({finished[1]['trial_id']}, "
+            "finished) by 0.0400 "
+            "pairs_acc (standard error 0.0500, z = 0.80): within noise: not distinguishable at this budget; run --confirm") in page
+    finished[0]["metrics"]["pairs_acc"] = 0.70
+    page = (report.render_report(sweep, rows, tmp_path / "far")).read_text()
+    assert "more than the noise of the two numbers" in page

@@ -70,3 +70,10 @@ def test_resume_after_driver_sigkill(tmp_path, cache_dir):
         # An interrupted trial continued from its last checkpoint: its history has no repeats.
         assert steps == sorted(set(steps)), steps
     assert (folder / "best_config.json").exists()
+    # The Optuna study outlived the driver: its database holds the three trials, told their values.
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder / 'optuna.db'}")
+    complete = {t.user_attrs["trial_id"]: t.value for t in study.trials if t.state.name == "COMPLETE"}
+    assert set(complete) == set(after)
+    assert all(complete[t] == pytest.approx(lines[-1]["pairs_acc"]) for t, lines in after.items())

@@ -15,10 +15,23 @@ masks (common random numbers), and reruns give the same number.
 2020, as the BabyLM pipeline computes it): one copy per scored token with that
 token alone masked, sum of log-probabilities, the pair is right when
 PLL(good) > PLL(bad).
+
+Every number comes with its standard error, so a sweep can say when two trials differ by
+less than the measurement's own noise:
+- `pairs_acc_se` = sqrt(p (1 - p) / n), binomial over the n pairs scored;
+- `val_nelbo_se` and `val_acc_se`: each is a ratio of sums over validation rows
+  (R = sum_i a_i / sum_i b_i: bound over real tokens, right over masked tokens), whose
+  standard error over rows is, to first order (the delta method, rows as the sampling unit,
+  since tokens of one row are not independent),
+      se(R) = sqrt( sum_i (a_i - R b_i)^2 / (n (n - 1)) ) / mean(b).
+These describe one trial's number on this evaluation set. Trials scored on the same pairs,
+rows and masks share part of that noise, so the difference of two trials is less noisy than
+their SEs combined: comparing with the combined SE errs on the side of "not distinguishable".
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from contextlib import nullcontext
 from typing import Callable, Sequence
@@ -32,6 +45,22 @@ from trainer.objective import subs_logits
 
 # Fixed for every run on purpose: the validation masks are common random numbers.
 VALIDATION_SEED = 1_234_567
+
+
+def binomial_se(proportion: float, n: int) -> float:
+    """Standard error of a proportion over n independent trials (NaN for n = 0)."""
+    return math.sqrt(proportion * (1.0 - proportion) / n) if n > 0 else math.nan
+
+
+def ratio_se(numerators: torch.Tensor, denominators: torch.Tensor) -> float:
+    """Standard error of R = sum(a) / sum(b) over n sampled units (rows), by the delta method."""
+    a, b = numerators.double(), denominators.double()
+    n = a.numel()
+    if n < 2 or float(b.sum()) == 0.0:
+        return math.nan
+    ratio = a.sum() / b.sum()
+    spread = ((a - ratio * b) ** 2).sum() / (n * (n - 1))
+    return float(spread.sqrt() / b.mean())
 
 
 def eval_time(fraction: torch.Tensor, policy: str, fixed_rate: float) -> tuple[torch.Tensor, bool]:
@@ -74,9 +103,9 @@ def validation_metrics(
     maskable = ids >= num_special
     masked = (uniforms < rates[:, None]) & maskable
 
-    total_bound = 0.0
-    correct = 0
-    n_masked = 0
+    row_bound = torch.zeros(n_rows, dtype=torch.float64)  # per row: sum of CE / m over its masked tokens
+    row_correct = torch.zeros(n_rows, dtype=torch.float64)
+    row_masked = masked.sum(1).double()
     for part in _batches(n_rows, batch_size):
         batch_masked = masked[part].to(device)
         if not batch_masked.any():
@@ -92,13 +121,16 @@ def validation_metrics(
         token_ce = F.cross_entropy(logits, targets, reduction="none").double()
         row_of = batch_masked.nonzero(as_tuple=True)[0]
         row_rates = rates[part].to(device).double()
-        total_bound += float((token_ce / row_rates[row_of]).sum())
-        correct += int((logits.argmax(-1) == targets).sum())
-        n_masked += int(targets.numel())
-    real_tokens = int(maskable.sum())
+        offset = part.start
+        row_bound.index_add_(0, (row_of + offset).cpu(), (token_ce / row_rates[row_of]).cpu())
+        row_correct.index_add_(0, (row_of + offset).cpu(), (logits.argmax(-1) == targets).double().cpu())
+    row_tokens = maskable.sum(1).double()
     return {
-        "val_nelbo": total_bound / max(real_tokens, 1),
-        "val_acc": correct / max(n_masked, 1),
+        "val_nelbo": float(row_bound.sum()) / max(float(row_tokens.sum()), 1.0),
+        "val_nelbo_se": ratio_se(row_bound, row_tokens),
+        "val_acc": float(row_correct.sum()) / max(float(row_masked.sum()), 1.0),
+        "val_acc_se": ratio_se(row_correct, row_masked),
+        "val_rows_scored": n_rows,
     }
 
 
@@ -169,7 +201,11 @@ def score_pairs(
         count[pair.paradigm] += 1
         right[pair.paradigm] += int(plls[2 * i] > plls[2 * i + 1])
     by_paradigm = {name: right[name] / count[name] for name in sorted(count)}
+    n = sum(count.values())
+    accuracy = sum(right.values()) / max(n, 1)
     return {
-        "pairs_acc": sum(right.values()) / max(sum(count.values()), 1),
+        "pairs_acc": accuracy,
+        "pairs_acc_se": binomial_se(accuracy, n),
+        "pairs_scored": n,
         "pairs_acc_by_paradigm": by_paradigm,
     }

@@ -415,6 +415,7 @@ def train_loop(
                     autocast=autocast,
                 )
                 metrics[name] = scores["pairs_acc"]
+                metrics[f"{name}_se"] = scores["pairs_acc_se"]
                 metrics.update({f"{name}/{k}": v for k, v in scores["pairs_acc_by_paradigm"].items()})
             release_freed_memory()
             metrics["eval_s"] = time.perf_counter() - eval_start

@@ -1,0 +1,84 @@
+"""The sweep's statistics against hand-computed cases."""
+
+import math
+
+import pytest
+
+from sweeps.stats import Z_95, compare, kendall_tau
+
+
+def test_kendall_tau_by_hand():
+    # One swapped pair of six: (5 concordant - 1 discordant) / 6.
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
+    # Ties: x ties (1, 2), y ties (2, 3); 4 concordant, 0 discordant: 4 / sqrt(5 * 5) = 0.8 (tau-b).
+    assert kendall_tau([1, 2, 2, 3], [1, 2, 3, 3]) == pytest.approx(0.8)
+    assert kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0 and kendall_tau([1, 2, 3], [10, 20, 30]) == 1.0
+    assert math.isnan(kendall_tau([1, 1], [2, 3]))  # no pair untied in x: undefined
+    with pytest.raises(ValueError):
+        kendall_tau([1, 2], [1])
+
+
+def test_compare_by_hand():
+    # 0.52 vs 0.48 with standard errors 0.03 and 0.04: se = 0.05, z = 0.8: within noise.
+    near = compare(0.52, 0.48, 0.03, 0.04)
+    assert near.difference == pytest.approx(0.04) and near.se == pytest.approx(0.05) and near.z == pytest.approx(0.8)
+    assert not near.distinguishable and "not distinguishable at this budget; run --confirm" in near.words("pairs_acc", "a", "b")
+    # 0.70 vs 0.50, se 0.05 each: z = 0.2 / 0.0707 = 2.83 > 1.96.
+    far = compare(0.70, 0.50, 0.05, 0.05)
+    assert far.z == pytest.approx(0.2 / math.sqrt(0.005)) and far.distinguishable
+    assert far.words("pairs_acc", "a", "b").startswith("a beats b by 0.2000 pairs_acc (standard error 0.0707, z = 2.83)")
+    assert "more than the noise" in far.words("pairs_acc", "a", "b")
+    # Just inside and just outside the 95% line.
+    assert not compare(Z_95 * 0.1 - 1e-6, 0.0, 0.1, 0.0).distinguishable
+    assert compare(Z_95 * 0.1 + 1e-6, 0.0, 0.1, 0.0).distinguishable
+    assert not compare(0.6, 0.5, None, 0.02).distinguishable and "unknown" in compare(0.6, 0.5, None, 0.02).words("m", "a", "b")
+
+
+def rows_with_history(finals: dict, at_10: dict, full: int = 30) -> list[dict]:
+    rows = []
+    for trial, final in finals.items():
+        history = [{"step": 10, "pairs_acc": at_10[trial]}] + ([{"step": full, "pairs_acc": final}] if final is not None else [])
+        rows.append({"trial_id": trial, "status": "TERMINATED", "history": history, "metrics": dict(history[-1]),
+                     "state": "finished" if final is not None else "stopped at step 10"})
+    return rows
+
+
+def test_rung_agreement_by_hand():
+    from sweeps.results import rung_agreement
+    from tests_spec import spec_for
+
+    spec = spec_for(max_steps=30)
+    # Four trials reach step 30; at step 10 their order has one swapped pair of six: tau = 4/6.
+    # Trial e stopped at step 10 and does not count.
+    rows = rows_with_history({"a": 0.9, "b": 0.7, "c": 0.5, "d": 0.3, "e": None},
+                             {"a": 0.6, "b": 0.4, "c": 0.5, "d": 0.1, "e": 0.55})
+    (row,) = rung_agreement(rows, spec)
+    assert row == {"step": 10, "trials": 4, "tau": pytest.approx(4 / 6)}
+
+
+def test_warm_start_accounting_by_hand():
+    from search_spaces import parse_space
+    from sweeps.spec import Objective
+    from sweeps.warm_start import fit
+    from trainer.config import TrainConfig
+
+    space = parse_space({"search": {"derivative_power": {"type": "float", "low": 0.0, "high": 0.5}}}, "narrow", "test")
+    base = TrainConfig(max_steps=30)
+    objective = (Objective(metric="pairs_acc", mode="max"),)
+
+    def row(p, state="finished", acc=0.6, **config):
+        return {"state": state, "metrics": {"pairs_acc": acc}, "config": TrainConfig(max_steps=30, derivative_power=p, **config)}
+
+    cases = [
+        (row(0.2), ""),                                                    # taken
+        (row(0.4, seed=7, eval_every=5), ""),                              # seed and cadence do not matter
+        (row(0.8), "outside the new space"),                               # p above the narrowed range
+        (row(0.3, state="stopped at step 10"), "did not train its full budget"),
+        (row(0.3, state="diverged", acc=math.nan), "diverged"),
+        (row(0.3, acc=math.nan), "no finite value for the new objective(s)"),
+        (row(0.3, lr=1e-3), "config differs from the new base config (lr)"),
+    ]
+    for candidate, reason in cases:
+        found, point = fit(candidate, space, base, objective)
+        assert found == reason, (candidate["config"].derivative_power, found)
+        assert (point == {"derivative_power": candidate["config"].derivative_power}) == (reason == "")
