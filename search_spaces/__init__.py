@@ -69,6 +69,16 @@ class Param:
             return [self.low * math.exp(ratio * i / (DEFAULT_GRID_POINTS - 1)) for i in range(DEFAULT_GRID_POINTS)]
         return [self.low + (self.high - self.low) * i / (DEFAULT_GRID_POINTS - 1) for i in range(DEFAULT_GRID_POINTS)]
 
+    def distribution(self):
+        """The Optuna distribution `suggest` samples this parameter from."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        if self.type == "float":
+            return FloatDistribution(self.low, self.high, log=self.log)
+        if self.type == "int":
+            return IntDistribution(int(self.low), int(self.high), log=self.log)
+        return CategoricalDistribution([False, True] if self.type == "bool" else list(self.choices))
+
     def as_data(self) -> dict[str, Any]:
         """The parameter as its space file writes it (parse_space reads it back unchanged)."""
         data: dict[str, Any] = {"type": self.type}

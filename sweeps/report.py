@@ -85,27 +85,23 @@ def distributions(spec: SweepSpec, rows: list[dict]) -> dict:
     """Optuna distributions of the searched parameters, from the space the sweep recorded.
     A categorical keeps the sampled objects themselves (a value read back from Tune's files
     may differ in type from the space's choice, e.g. 1 for 1.0)."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import CategoricalDistribution
 
     params = {p.name: p for p in spec.space.load().params}
     result = {}
     for name in searched_names(spec, rows):
-        seen = [row["values"][name] for row in rows if name in row["values"]]
-        param = params[name]
-        if param.type == "int":
-            result[name] = IntDistribution(int(param.low), int(param.high), log=param.log)
-        elif param.type == "float":
-            result[name] = FloatDistribution(float(param.low), float(param.high), log=param.log)
-        else:
-            choices = [False, True] if param.type == "bool" else list(param.choices)
-            for value in seen:
+        dist = params[name].distribution()
+        if isinstance(dist, CategoricalDistribution):
+            choices = list(dist.choices)
+            for value in (row["values"][name] for row in rows if name in row["values"]):
                 if value not in choices:
                     matches = [i for i, c in enumerate(choices) if str(c) == str(value)]
                     if matches:
                         choices[matches[0]] = value
                     else:
                         choices.append(value)
-            result[name] = CategoricalDistribution(choices)
+            dist = CategoricalDistribution(choices)
+        result[name] = dist
     return result
 
 

@@ -108,7 +108,7 @@ def prepare_study(spec: SweepSpec, storage) -> None:
     if study.trials:
         return  # a study that already ran (a rerun into the same database): leave it as it is
     space = spec.space.load()
-    distributions = {p.name: optuna_distribution(p) for p in space.params}
+    distributions = {p.name: p.distribution() for p in space.params}
     for trial in (spec.search.warm_start.trials if spec.search.warm_start else []):
         study.add_trial(create_trial(
             state=TrialState.COMPLETE, values=trial["values"], params=trial["params"],
@@ -117,17 +117,6 @@ def prepare_study(spec: SweepSpec, storage) -> None:
         ))
     if spec.search.baseline is not None:
         study.enqueue_trial(spec.search.baseline, user_attrs={"baseline": True})
-
-
-def optuna_distribution(param):
-    """A space parameter as the Optuna distribution its `suggest` call samples from."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    if param.type == "float":
-        return FloatDistribution(param.low, param.high, log=param.log)
-    if param.type == "int":
-        return IntDistribution(int(param.low), int(param.high), log=param.log)
-    return CategoricalDistribution([False, True] if param.type == "bool" else list(param.choices))
 
 
 def build_scheduler(spec: SweepSpec):
