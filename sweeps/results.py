@@ -168,8 +168,8 @@ def best_against_baseline(ranked: list[dict], spec: SweepSpec) -> tuple[dict, di
     baseline = next((r for r in ranked if r.get("baseline")), None)
     usable = [r for r in ranked if math.isfinite(r["metrics"].get(spec.metric, math.nan))
               and r["metrics"].get("step", 0) >= spec.full_budget]
-    if baseline is None or not usable or not math.isfinite(baseline["metrics"].get(spec.metric, math.nan)):
-        return None
+    if baseline is None or not usable or baseline not in usable:
+        return None  # no baseline, or it diverged or did not train its full budget: nothing comparable
     best = usable[0]
     sign = 1.0 if spec.mode == "max" else -1.0
     return best, baseline, compare(sign * best["metrics"][spec.metric], sign * baseline["metrics"][spec.metric],

@@ -29,7 +29,8 @@ class Comparison:
 
     def words(self, metric: str, a_name: str, b_name: str) -> str:
         """One sentence for a reader; `difference` is a's lead (positive = a is better)."""
-        lead = f"{a_name} beats {b_name} by {self.difference:.4f} {metric}"
+        verb = "beats" if self.difference >= 0 else "trails"
+        lead = f"{a_name} {verb} {b_name} by {abs(self.difference):.4f} {metric}"
         if not math.isfinite(self.se):
             return f"{lead}; no standard error was reported, so whether that is more than noise is unknown"
         verdict = ("more than the noise of the two numbers" if self.distinguishable else

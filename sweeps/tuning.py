@@ -12,6 +12,7 @@ import time
 from functools import partial
 
 from ray.tune import Callback
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, MedianStoppingRule, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import suggest_values
@@ -119,20 +120,49 @@ def prepare_study(spec: SweepSpec, storage) -> None:
         study.enqueue_trial(spec.search.baseline, user_attrs={"baseline": True})
 
 
-def build_scheduler(spec: SweepSpec):
-    """Early stopping on training steps; none for a multi-objective sweep (it would judge on one metric)."""
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, MedianStoppingRule
+class KeepsTheBaseline:
+    """An early-stopping scheduler that never stops the baseline trial: it is the reference every
+    other trial's gain is measured against, so it trains its full budget (its results still count
+    in the rungs the others are judged on)."""
 
+    spec: SweepSpec
+
+    def on_trial_result(self, tune_controller, trial, result):
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if decision == TrialScheduler.STOP and not result.get("diverged") and \
+                is_baseline(trial_values(trial.config), self.spec):
+            return TrialScheduler.CONTINUE
+        return decision
+
+
+class BaselineASHA(KeepsTheBaseline, ASHAScheduler):
+    pass
+
+
+class BaselineHyperBand(KeepsTheBaseline, HyperBandScheduler):
+    pass
+
+
+class BaselineMedianStopping(KeepsTheBaseline, MedianStoppingRule):
+    pass
+
+
+def build_scheduler(spec: SweepSpec):
+    """Early stopping on training steps (never of the baseline trial); none for a multi-objective
+    sweep (it would judge on one metric)."""
     config = spec.base_config
     name = "none" if spec.multi_objective else spec.search.scheduler
     grace = config.eval_every
     if name == "asha":
-        return ASHAScheduler(time_attr="step", max_t=config.max_steps, grace_period=grace, reduction_factor=2)
-    if name == "hyperband":
-        return HyperBandScheduler(time_attr="step", max_t=config.max_steps, reduction_factor=2)
-    if name == "median":
-        return MedianStoppingRule(time_attr="step", grace_period=grace, min_samples_required=3)
-    return FIFOScheduler()
+        scheduler = BaselineASHA(time_attr="step", max_t=config.max_steps, grace_period=grace, reduction_factor=2)
+    elif name == "hyperband":
+        scheduler = BaselineHyperBand(time_attr="step", max_t=config.max_steps, reduction_factor=2)
+    elif name == "median":
+        scheduler = BaselineMedianStopping(time_attr="step", grace_period=grace, min_samples_required=3)
+    else:
+        return FIFOScheduler()
+    scheduler.spec = spec
+    return scheduler
 
 
 def reuse_actors(spec: SweepSpec) -> bool:

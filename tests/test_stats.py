@@ -28,6 +28,7 @@ def test_compare_by_hand():
     assert far.z == pytest.approx(0.2 / math.sqrt(0.005)) and far.distinguishable
     assert far.words("pairs_acc", "a", "b").startswith("a beats b by 0.2000 pairs_acc (standard error 0.0707, z = 2.83)")
     assert "more than the noise" in far.words("pairs_acc", "a", "b")
+    assert compare(0.48, 0.52, 0.03, 0.04).words("pairs_acc", "a", "b").startswith("a trails b by 0.0400 pairs_acc")
     # Just inside and just outside the 95% line.
     assert not compare(Z_95 * 0.1 - 1e-6, 0.0, 0.1, 0.0).distinguishable
     assert compare(Z_95 * 0.1 + 1e-6, 0.0, 0.1, 0.0).distinguishable
@@ -82,3 +83,30 @@ def test_warm_start_accounting_by_hand():
         found, point = fit(candidate, space, base, objective)
         assert found == reason, (candidate["config"].derivative_power, found)
         assert (point == {"derivative_power": candidate["config"].derivative_power}) == (reason == "")
+
+
+def test_early_stopping_never_stops_the_baseline():
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+    from sweeps.tuning import build_scheduler
+    from tests_spec import spec_for
+
+    spec = spec_for(max_steps=40, eval_every=10).with_changes(
+        search={"scheduler": "asha", "baseline": {"derivative_power": 0.1}})
+    good = SimpleNamespace(trial_id="good", config={"schedule": "bimodal_gaussian", "derivative_power": 0.5})
+    base = SimpleNamespace(trial_id="base", config={"schedule": "bimodal_gaussian", "derivative_power": 0.1})
+    weak = SimpleNamespace(trial_id="weak", config={"schedule": "bimodal_gaussian", "derivative_power": 0.9})
+
+    def decisions(scheduler):
+        scheduler.set_search_properties("pairs_acc", "max")
+        for trial in (good, base, weak):
+            scheduler.on_trial_add(None, trial)
+        scheduler.on_trial_result(None, good, {"step": 10, "pairs_acc": 0.9})
+        return (scheduler.on_trial_result(None, base, {"step": 10, "pairs_acc": 0.1}),
+                scheduler.on_trial_result(None, weak, {"step": 10, "pairs_acc": 0.1}))
+
+    plain = ASHAScheduler(time_attr="step", max_t=40, grace_period=10, reduction_factor=2)
+    assert decisions(plain) == (TrialScheduler.STOP, TrialScheduler.STOP)  # ASHA alone drops both
+    assert decisions(build_scheduler(spec)) == (TrialScheduler.CONTINUE, TrialScheduler.STOP)
