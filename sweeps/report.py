@@ -623,8 +623,9 @@ def _rungs_section(page: _Page, spec: SweepSpec, rows: list[dict], extra: dict) 
                    [[r["step"], r["trials"], r["tau"], stopped.get(r["step"], 0)] for r in table])
     weak = [r for r in table if math.isfinite(r["tau"]) and r["tau"] < 0.4 and stopped.get(r["step"])]
     for r in weak:
+        few = " (only two or three trials: little evidence either way)" if r["trials"] < 4 else ""
         body += (f'<p class="warning">At step {r["step"]} the ranking barely predicted the final one '
-                 f'(tau = {r["tau"]:.2f} over {r["trials"]} trials), and {stopped[r["step"]]} trial(s) were stopped '
+                 f'(tau = {r["tau"]:.2f} over {r["trials"]} trials{few}), and {stopped[r["step"]]} trial(s) were stopped '
                  "there: early stopping at this budget may have thrown away the eventual winner. Give trials more "
                  "steps before the first decision (fewer --evals-per-trial) or use --scheduler none.</p>")
     if not weak:
