@@ -9,7 +9,7 @@ Gaussian schedule with p = 0.1, rank-weighted frequency masking with q = 0.02 an
 curriculum) except where noted beside a field. The departures (also listed in the
 README): a CPU-sized model, batch, step budget and optimiser (`tiny`, 32 sequences,
 300 steps, AdamW at 2e-3 instead of `base`, 1024, 10 epochs, LAMB at 0.007), fp32 on
-CPU, the curriculum as a linear ramp over training progress instead of a per-epoch
+CPUs without native bf16, the curriculum as a linear ramp over training progress instead of a per-epoch
 step, and a scaled time input to the sinusoid (`time_input_scale`).
 """
 
@@ -140,7 +140,9 @@ class TrainConfig(BaseModel):
     max_words: int | None = Field(default=None, ge=1)
     # The challenge's cap on passes over the training data; a longer budget is refused.
     max_epochs: float = Field(default=10.0, gt=0.0, le=1000.0)
-    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on CUDA that supports it, else fp32
+    # auto: bf16 where the hardware multiplies bf16 natively (CUDA with bf16; CPUs with
+    # AVX512-BF16 or AMX), else fp32 (trainer/precision.py); the choice is in every metrics line.
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
     seed: int = Field(default=0, ge=0)
 
     # --- evaluation and checkpoints -----------------------------------------

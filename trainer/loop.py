@@ -49,6 +49,7 @@ from trainer.masking import (
 from trainer.model import build_model, count_parameters
 from trainer.objective import masked_logits, weighted_nelbo
 from trainer.optim import build_optimizer, lr_multiplier
+from trainer.precision import autocast_for, resolve_precision
 from trainer.schedules import ScheduleParams, sample_schedule
 
 Report = Callable[[dict, "Path | None"], None]
@@ -115,13 +116,9 @@ def distributed_context() -> tuple[int, int]:
 
 
 def autocast_factory(precision: str, device: torch.device):
-    """A callable returning the autocast context for the configured precision."""
-    use_bf16 = precision == "bf16" or (
-        precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
-    )
-    if not use_bf16:
-        return nullcontext
-    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    """A callable returning the autocast context for the configured precision (auto: per
+    machine, trainer/precision.py)."""
+    return autocast_for(resolve_precision(precision, device), device)
 
 
 def next_global_batch(num_rows: int, batch_size: int, seed: int, position: DataPosition) -> tuple[np.ndarray, DataPosition]:
@@ -359,7 +356,8 @@ def train_loop(
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    autocast = autocast_factory(config.precision, device)
+    precision = resolve_precision(config.precision, device)
+    autocast = autocast_for(precision, device)
     schedule = ScheduleParams.from_config(config)
     setup = StepSetup(config, model, ema_model, optimizer, schedule, weights_by_token, train_rows, autocast, device,
                       total_steps=total_steps, accumulation=accumulation, rank=rank, world=world)
@@ -512,6 +510,7 @@ def train_loop(
                 "lr": step.lr,
                 "mask_rate": window.rate / window.steps,
                 "frequency_power_now": step.frequency_power,
+                "precision": precision,
                 "num_parameters": n_params,
             }
             last_metrics = evaluate_and_report(extra)
