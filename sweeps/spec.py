@@ -180,11 +180,6 @@ class SweepSpec(_Frozen):
         return storage.join(self.storage, self.name)
 
     @property
-    def objective(self) -> Objective:
-        """What a single-objective sweep ranks by (the first objective)."""
-        return self.objectives[0]
-
-    @property
     def metric(self) -> str:
         return self.objectives[0].metric
 
