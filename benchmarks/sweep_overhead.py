@@ -69,6 +69,12 @@ def trial_reports(folder: Path) -> list[list[dict]]:
 
 
 def sweep_command(runner: str, args, storage: Path, name: str, address: str | None = None) -> list[str]:
+    if args.default_sweep:
+        # Exactly `python sweeps/run.py --space bimodal_p`: its trials, budget, evaluations, early
+        # stopping and W&B logging (offline here), only in a folder of its own.
+        flags = ["--space", "bimodal_p", "--storage", str(storage), "--name", name]
+        flags += ["--address", address] if address else []
+        return [sys.executable, "sweeps/run.py", *flags]
     flags = [
         "--space", "bimodal_p", "--search", "tpe", "--num-samples", str(args.trials), "--max-steps", str(args.steps),
         "--scheduler", "none", "--runner", "inline" if runner in ("fresh", "cluster") else runner, "--storage", str(storage),
@@ -95,7 +101,7 @@ def measure_sweep(runner: str, args, storage: Path) -> tuple[dict, Path]:
     load = common.load_average()
     start = time.time()
     try:
-        result = subprocess.run(sweep_command(runner, args, storage, name, address), cwd=ROOT, capture_output=True,
+        result = subprocess.run(sweep_command(runner, args, storage, name, address), cwd=args.project, capture_output=True,
                                 text=True, env=common.own_ray_environment())
     finally:
         wall = time.time() - start
@@ -116,6 +122,20 @@ def measure_sweep(runner: str, args, storage: Path) -> tuple[dict, Path]:
         startup=startup,
         tokens=[lines[-1]["tokens"] for lines in reports],
     )
+    # The selection metric's standard error at the trials' last evaluation: cheaper evaluation
+    # must not make it noisier.
+    finished = [lines[-1] for lines in reports if lines[-1]["step"] == max(r[-1]["step"] for r in reports)]
+    for metric in ("pairs_acc", "val_nelbo"):
+        ses = [r[f"{metric}_se"] for r in finished if f"{metric}_se" in r]
+        if ses:
+            row[f"{metric}_se_final"] = statistics.median(ses)
+    row["steps_total"] = sum(lines[-1]["step"] for lines in reports)
+    row["evaluations"] = sum(len(lines) for lines in reports)
+    row["project"] = str(args.project)
+    if args.default_sweep:
+        row["steps_per_trial"] = max(lines[-1]["step"] for lines in reports)
+        row["evals_per_trial"] = max(len(lines) for lines in reports)
+        row["sweep"] = "default"
     row["load"] = load
     return row, storage / name
 
@@ -240,6 +260,11 @@ def main(argv=None) -> int:
     parser.add_argument("--slots", type=int, default=2, help="trials that fit at once (CPUs here)")
     parser.add_argument("--set", action="append", metavar="FIELD=VALUE", help="passed to sweeps/run.py --set")
     parser.add_argument("--keep", help="keep the sweeps' folders here (default: a temporary folder)")
+    parser.add_argument("--default-sweep", action="store_true",
+                        help="run exactly the default `sweeps/run.py --space bimodal_p` (its trials, budget, evaluations "
+                             "and ASHA; --trials/--steps/--evals/--set are then ignored)")
+    parser.add_argument("--project", type=Path, default=ROOT,
+                        help="the checkout whose sweeps/run.py runs (e.g. an earlier revision, for a before/after)")
     parser.add_argument("--plain-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.plain_worker:
@@ -247,6 +272,9 @@ def main(argv=None) -> int:
     args.steps = args.steps or (6 if args.quick else 40)
     args.evals = args.evals or (1 if args.quick else 2)
     runners = (args.runners or ("inline,plain" if args.quick else "fresh,inline,cluster,plain")).split(",")
+    if args.default_sweep and not set(runners) <= {"inline", "cluster"}:
+        raise SystemExit("--default-sweep runs the default sweep as it is: use --runners inline or cluster")
+    args.project = args.project.resolve()
     for runner in runners:
         if runner not in RUNNERS:
             raise SystemExit(f"unknown runner {runner!r}; choose from {', '.join(RUNNERS)}")
@@ -292,9 +320,12 @@ def main(argv=None) -> int:
          ("train_s_per_trial", "train s/trial", ".1f"), ("train_share", "train %", ".1f"),
          ("train_share_tune", "train % (tune)", ".1f"), ("eval_share", "eval %", ".1f"), ("startup_share", "start-up %", ".1f"),
          ("other_share", "other %", ".1f"), ("overhead_share", "overhead %", ".1f"),
-         ("trial_startup_s", "start-up s (median)", ".2f"), ("load1", "load", ".2f")],
-        title=f"sweep overhead: {args.trials} trials x {args.steps} steps, {args.evals} evaluation(s) each, {args.slots} slots "
-              f"(target: train >= 85% for ~1-minute trials)",
+         ("trial_startup_s", "start-up s (median)", ".2f"), ("steps_total", "steps", ""),
+         ("pairs_acc_se_final", "pairs_acc SE (last)", ".4f"), ("load1", "load", ".2f")],
+        title=(f"sweep overhead: the default `sweeps/run.py --space bimodal_p` of {args.project}, {args.slots} slots"
+               if args.default_sweep else
+               f"sweep overhead: {args.trials} trials x {args.steps} steps, {args.evals} evaluation(s) each, {args.slots} slots")
+              + " (target: train >= 85%)",
     )
     return 0 if len(rows) == len(runners) else 1
 

@@ -92,7 +92,7 @@ class SearchSettings(_Frozen):
     num_samples: int = Field(default=8, ge=1)
     max_concurrent: int = Field(default=0, ge=0)  # 0: as resources allow
     include_optional: bool = False
-    evals_per_trial: int = Field(default=4, ge=1)
+    evals_per_trial: int = Field(default=3, ge=1)
     seed: int = Field(default=0, ge=0)
     # Where the Optuna study lives (an RDB URL); None: in memory (grid search, or storage
     # that SQLite cannot use, such as s3://). run.py defaults it to sqlite in the sweep folder.

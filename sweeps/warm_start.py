@@ -25,9 +25,11 @@ from sweeps.spec import Objective, SweepSpec, WarmStart
 from trainer.config import TrainConfig
 from trainer.errors import UserError
 
-# Fields that do not change what a trial measures: how often it is looked at, its seed (noise,
-# not the configuration), and the corpus's path (the data itself is compared by content hash).
-NOT_WHAT_IS_MEASURED = ("eval_every", "checkpoint_every", "checkpoint_words", "seed", "corpus")
+# Fields that do not change what a trial measures: how often and how closely it is looked at
+# before its end, its seed (noise, not the configuration), whether the encoder is compiled, and
+# the corpus's path (the data itself is compared by content hash).
+NOT_WHAT_IS_MEASURED = ("eval_every", "checkpoint_every", "checkpoint_words", "interim_val_subsample", "seed",
+                        "compile", "corpus")
 
 
 def warm_start(source: str, space: SearchSpace, base_config: TrainConfig, objectives: tuple[Objective, ...],

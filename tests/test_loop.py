@@ -49,7 +49,7 @@ def small_config(**overrides):
 
 def test_metrics_written_and_model_learns(prepared, tmp_path):
     data, pairs = prepared
-    config = small_config(max_steps=60, eval_every=20, checkpoint_every=60)
+    config = small_config(max_steps=60, eval_every=20, checkpoint_every=60, interim_val_subsample=2)
     final = train_loop(config, data.root, tmp_path, pairs_dir=pairs, show_progress=False)
     lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [l["step"] for l in lines] == [20, 40, 60]
@@ -63,6 +63,11 @@ def test_metrics_written_and_model_learns(prepared, tmp_path):
     assert ["pairs_acc_heldout" in l for l in lines] == [False, False, True]
     assert 0.0 <= lines[-1]["pairs_acc_heldout"] <= 1.0
     assert lines[-1]["val_nelbo"] < lines[0]["val_nelbo"]
+    # Interim evaluations score every other block of val_mask_rates rows; the last scores all.
+    rows = lines[-1]["val_rows_scored"]
+    assert rows > 2 * config.val_mask_rates
+    assert [l["val_rows_scored"] for l in lines[:-1]] == [sum((i // config.val_mask_rates) % 2 == 0
+                                                               for i in range(rows))] * 2
     assert final["checkpoint"].endswith("step_00000060")
     assert (tmp_path / "config.json").exists()
 
@@ -120,3 +125,53 @@ def test_benchmark_times_the_loops_own_step(prepared, tmp_path, monkeypatch):
     train_step(replica.setup, replica.state, replica.window, parts.append)
     micro_batch = ["data", "masking", "forward", "backward", "other"]
     assert parts == ["other"] + micro_batch * 2 + ["optimizer", "ema"]
+
+
+def test_compile_on_keeps_checkpoints_eager(prepared, tmp_path, monkeypatch):
+    """compile=on compiles the encoder (on CPU too) and says so in the metrics; the checkpoint is
+    the uncompiled module's state_dict (no `_orig_mod.` keys), and it loads into an eager run.
+
+    Dynamo traces with its `eager` backend here: inductor's CPU code generation took ~70 s for
+    this 2-layer model on a 2-core machine, and which backend runs the graph does not change what
+    is compiled or what the checkpoint holds."""
+    from trainer.model import build_model
+
+    compiled_functions = []
+    real_compile = torch.compile
+
+    def eager_backend_compile(fn, **kwargs):
+        compiled_functions.append(getattr(fn, "__name__", fn))
+        return real_compile(fn, **{**kwargs, "backend": "eager"})
+
+    monkeypatch.setattr(torch, "compile", eager_backend_compile)
+    torch._dynamo.reset()
+    data, _ = prepared
+    config = small_config(max_steps=2, eval_every=2, checkpoint_every=2, compile="on")
+    train_loop(config, data.root, tmp_path / "run", show_progress=False)
+    assert compiled_functions == ["encode"]  # the encoder only, once
+    line = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert line["compiled"] is True
+    saved = load_checkpoint(tmp_path / "run" / "checkpoints" / "step_00000002")
+    eager = build_model(config.model, saved["model"]["embedding.word_embedding.weight"].shape[0])
+    assert set(saved["model"]) == set(eager.state_dict()) == set(saved["ema"])
+    assert not any("_orig_mod" in key for key in saved["model"])
+    # An eager run (auto, on CPU) resumes from it and records that it is not compiled.
+    resumed = small_config(max_steps=4, eval_every=2, checkpoint_every=2)
+    train_loop(resumed, data.root, tmp_path / "run", show_progress=False,
+               resume_from=tmp_path / "run" / "checkpoints" / "step_00000002")
+    assert len(compiled_functions) == 1
+    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["step"] == 4 and last["compiled"] is False
+    torch._dynamo.reset()
+
+
+def test_compile_choice_and_bad_value():
+    from trainer.config import ConfigError
+    from trainer.loop import resolve_compile
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert [resolve_compile(s, cpu) for s in ("auto", "on", "off")] == [False, True, False]
+    assert [resolve_compile(s, cuda) for s in ("auto", "on", "off")] == [True, True, False]
+    with pytest.raises(ConfigError) as err:
+        small_config(compile="yes")
+    assert str(err.value) == "config field 'compile' = 'yes' is not allowed: expected 'auto', 'on' or 'off'"

@@ -120,3 +120,16 @@ def test_dry_run_checks_everything_and_writes_nothing(tmp_path, capsys, monkeypa
     assert "warning: grid search runs every one of the space's 5 grid points, more than --num-samples 2" in out
     assert "MB per trial (its one checkpoint)" in out and "cluster: " in out
     assert listing() == before
+
+
+def test_interim_validation_is_a_subsample_only_when_nothing_selects_on_it():
+    from sweeps.run import INTERIM_VAL_SUBSAMPLE, interim_validation
+    from sweeps.spec import Objective
+
+    config = TrainConfig()
+    pairs, nelbo = Objective(metric="pairs_acc", mode="max"), Objective(metric="val_nelbo", mode="min")
+    assert interim_validation(config, (pairs,), []).interim_val_subsample == INTERIM_VAL_SUBSAMPLE > 1
+    assert interim_validation(config, (nelbo,), []).interim_val_subsample == 1
+    assert interim_validation(config, (pairs, nelbo), []).interim_val_subsample == 1
+    given = config.model_copy(update={"interim_val_subsample": 2})
+    assert interim_validation(given, (pairs,), ["interim_val_subsample=2"]).interim_val_subsample == 2

@@ -143,6 +143,11 @@ class TrainConfig(BaseModel):
     # auto: bf16 where the hardware multiplies bf16 natively (CUDA with bf16; CPUs with
     # AVX512-BF16 or AMX), else fp32 (trainer/precision.py); the choice is in every metrics line.
     precision: Literal["auto", "bf16", "fp32"] = "auto"
+    # torch.compile of the encoder (the head runs on a varying number of masked positions and
+    # stays eager). auto: on for CUDA, off on CPU, where the compiled step measured 0.86x / 0.89x
+    # the eager one (benchmarks/throughput.py --variants compile); compiling is a one-off cost
+    # at the first step. The choice is in every metrics line (`compiled`).
+    compile: Literal["auto", "on", "off"] = "auto"
     seed: int = Field(default=0, ge=0)
 
     # --- evaluation and checkpoints -----------------------------------------
@@ -151,6 +156,10 @@ class TrainConfig(BaseModel):
     # validation file in proportion to its rows (trainer/data/validation.py).
     val_rows: int = Field(default=512, ge=1)
     val_mask_rates: int = Field(default=8, ge=1, le=128)  # midpoint quadrature nodes on (0, 1)
+    # At evaluations before the last, score one in this many of those rows (whole blocks of
+    # the val_mask_rates rates, the same masks): a cheaper, noisier interim number; the last
+    # evaluation scores them all. A sweep that does not select on a val_ metric sets 4.
+    interim_val_subsample: int = Field(default=1, ge=1)
     eval_pairs_per_paradigm: int | None = Field(default=50, ge=1)  # None = all pairs
     # Which rate a time-conditioned model sees at evaluation (no time is given there):
     # the row's realised mask fraction, a fixed rate, or no conditioning at all.

@@ -11,6 +11,12 @@ masks (common random numbers), and reruns give the same number.
 
 `val_acc` — accuracy of the argmax at those same masked positions.
 
+`subsample = s` scores one block of K consecutive rows in every s (rows i with
+(i // K) mod s = 0): every rate keeps its share, and each scored row has the very masks it
+has in the full evaluation, so the subsample estimates the same number with a larger
+standard error (about sqrt(s) times). A run scores a subsample at evaluations nothing
+selects on, and everything at its last.
+
 `pairs_acc` — zero-shot minimal pairs by MLM pseudo-log-likelihood (Salazar et al.
 2020, as the BabyLM pipeline computes it): one copy per scored token with that
 token alone masked, sum of log-probabilities, the pair is right when
@@ -93,8 +99,10 @@ def validation_metrics(
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     autocast=None,
+    subsample: int = 1,
 ) -> dict[str, float]:
-    """val_nelbo (nats per real token) and val_acc on fixed rates and fixed masks."""
+    """val_nelbo (nats per real token) and val_acc on fixed rates and fixed masks (on one block
+    of `num_rates` rows in every `subsample`: see the module's docstring)."""
     ids = torch.as_tensor(np.asarray(rows), dtype=torch.long)
     n_rows, length = ids.shape
     generator = torch.Generator().manual_seed(VALIDATION_SEED)
@@ -102,6 +110,11 @@ def validation_metrics(
     rates = (torch.arange(n_rows) % num_rates + 0.5) / num_rates
     maskable = ids >= num_special
     masked = (uniforms < rates[:, None]) & maskable
+    if subsample > 1:
+        # Drawn for every row above, then selected: a scored row's masks do not depend on s.
+        keep = (torch.arange(n_rows) // num_rates) % subsample == 0
+        ids, rates, maskable, masked = ids[keep], rates[keep], maskable[keep], masked[keep]
+        n_rows = ids.shape[0]
 
     row_bound = torch.zeros(n_rows, dtype=torch.float64)  # per row: sum of CE / m over its masked tokens
     row_correct = torch.zeros(n_rows, dtype=torch.float64)

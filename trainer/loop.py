@@ -121,6 +121,21 @@ def autocast_factory(precision: str, device: torch.device):
     return autocast_for(resolve_precision(precision, device), device)
 
 
+def resolve_compile(setting: str, device: torch.device) -> bool:
+    """Whether to compile the encoder: `compile` = on, or auto on a CUDA device (see the
+    field in trainer/config.py)."""
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
+
+
+def compile_encoder(model: torch.nn.Module) -> torch.nn.Module:
+    """torch.compile the model's `encode`, on the instance: the encoder's shapes are fixed
+    ([micro-batch, seq_length]) while the head sees a different number of masked positions every
+    step, which would recompile. The module itself is not wrapped, so its state_dict keys, and
+    with them checkpoints and exports, are those of the eager model (no `_orig_mod.` prefix)."""
+    model.encode = torch.compile(model.encode, dynamic=False)
+    return model
+
+
 def next_global_batch(num_rows: int, batch_size: int, seed: int, position: DataPosition) -> tuple[np.ndarray, DataPosition]:
     """Row indices of the next global batch and the position after it (wraps into new epochs)."""
     parts = []
@@ -352,6 +367,9 @@ def train_loop(
         np.random.set_state(checkpoint["rng"]["numpy"])
 
     n_params = count_parameters(model)
+    compiled = resolve_compile(config.compile, device)
+    if compiled:
+        compile_encoder(model)  # after the EMA copy and any resume: those stay eager
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
@@ -379,6 +397,7 @@ def train_loop(
         metrics = dict(extra)
         if rank == 0:
             eval_start = time.perf_counter()
+            final = state.step >= last_step
             metrics.update(
                 validation_metrics(
                     ema_model,
@@ -392,11 +411,11 @@ def train_loop(
                     batch_size=max(micro, 32),
                     device=device,
                     autocast=autocast,
+                    subsample=1 if final else config.interim_val_subsample,
                 )
             )
             # Held-out pairs are scored once, at the run's last evaluation: nothing may select on
             # them, so the earlier scores would only cost time (a third of an evaluation).
-            final = state.step >= last_step
             for name, part in (("pairs_acc", tuning_pairs), ("pairs_acc_heldout", heldout_pairs if final else [])):
                 if not part:
                     continue
@@ -511,6 +530,7 @@ def train_loop(
                 "mask_rate": window.rate / window.steps,
                 "frequency_power_now": step.frequency_power,
                 "precision": precision,
+                "compiled": compiled,
                 "num_parameters": n_params,
             }
             last_metrics = evaluate_and_report(extra)
