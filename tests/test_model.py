@@ -234,6 +234,57 @@ def test_sdpa_attention_matches_explicit_reference() -> None:
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("bf16", [False, True])
+def test_cpu_training_attention_matches_sdpa(bf16: bool) -> None:
+    """Training on a CPU with attention dropout takes `_explicit_attention` instead of SDPA; it
+    computes what SDPA's math path does there (float32 scores and softmax under bf16 autocast
+    too), dropout masks included: the same seed draws the same masks."""
+    torch.manual_seed(0)
+    model = make_model(attention_dropout=0.3).train()
+    perturb_adaln(model)
+    attention = model.layers[1].attention
+    batch, length = 3, 20
+    x = torch.randn(batch, length, TINY.hidden_size, requires_grad=True)
+    relative = torch.randn(2 * TINY.position_bucket_size - 1, TINY.hidden_size, requires_grad=True)
+    key_mask = torch.ones(batch, length, dtype=torch.bool)
+    key_mask[1, 13:] = False
+    key_mask[2, 1:] = False  # one real key only
+    indices = model.position_indices[:length, :length]
+    inputs = [x, relative, *attention.in_proj_qk.parameters(), *attention.in_proj_vg.parameters()]
+
+    def run(path, mask):
+        torch.manual_seed(7)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            value = attention.in_proj_vg(x).chunk(2, dim=-1)[0]
+            out = path(x, value, relative, indices, mask)
+        weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+        return out.float(), torch.autograd.grad((out.float() * weights).sum(), inputs)
+
+    for mask in (key_mask, None):
+        ours, grads_ours = run(attention._explicit_attention, mask)
+        ref, grads_ref = run(attention._sdpa_attention, mask)
+        attention.eval()
+        plain, _ = run(attention._sdpa_attention, mask)
+        attention.train()
+        assert not torch.allclose(ours, plain, atol=0.1)  # dropout acted (and the masks agree, below)
+        # bf16: the position bias is rounded to bf16 in both, scaled before rounding here and after there.
+        atol, rtol = (2e-2, 2e-2) if bf16 else (1e-5, 1e-4)
+        assert torch.allclose(ours, ref, atol=atol, rtol=rtol)
+        for a, b in zip(grads_ours, grads_ref):
+            assert torch.allclose(a, b, atol=atol * b.abs().max().item(), rtol=rtol)
+
+
+def test_an_all_true_attention_mask_is_no_mask() -> None:
+    model = make_model().train()
+    perturb_adaln(model)
+    ids = torch.randint(0, VOCAB, (2, 12))
+    rate = torch.rand(2)
+    torch.manual_seed(3)
+    masked = model(ids, attention_mask=torch.ones(2, 12, dtype=torch.bool), mask_rate=rate)
+    torch.manual_seed(3)
+    assert torch.equal(masked, model(ids, mask_rate=rate))
+
+
 @pytest.mark.parametrize("bucket_size,max_position", [(32, 512), (8, 64), (4, 16)])
 def test_bucket_range_is_the_rows_a_length_uses(bucket_size: int, max_position: int) -> None:
     full = relative_position_indices(bucket_size, max_position)

@@ -7,7 +7,8 @@ Read top to bottom:
 3. `Embedding`            - word embedding (no absolute positions) + the relative-position table.
 4. `TimeEmbedding`        - mask rate -> sinusoid -> MLP -> conditioning vector (MDLM / DiT).
 5. `Attention`            - disentangled (content + relative position) gated attention, run
-                            through `scaled_dot_product_attention` with the position terms as bias.
+                            through `scaled_dot_product_attention` with the position terms as bias
+                            (training on a CPU: the same computed explicitly, in fewer passes).
 6. `FeedForward`          - GeGLU MLP with an inner LayerNorm (LTG-BERT).
 7. `Block`                - pre-norm residual layer with AdaLN-Zero shift / scale / gate.
 8. `DiffusionLM`          - embedding -> blocks -> tied-weight MLM head.
@@ -129,11 +130,6 @@ def norm(dim: int, affine: bool = False) -> LayerNorm:
     return LayerNorm(dim, eps=LAYER_NORM_EPS, elementwise_affine=affine)
 
 
-def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    # `1 + scale` so that a zero-initialised modulation is the identity (DiT).
-    return x * (1 + scale) + shift
-
-
 class Embedding(nn.Module):
     """Word embedding (LN, dropout; no absolute positions) and the relative-position table."""
 
@@ -193,6 +189,12 @@ class Attention(nn.Module):
     by the same `in_proj_qk` as the content. The two position terms are computed cheaply
     against the (2B-1)-row table and gathered, then handed to SDPA as an additive bias, so
     the content part and the softmax run in PyTorch's fused kernels.
+
+    Training on a CPU is the exception: there SDPA has no fused kernel for a bias that needs a
+    gradient (nor for dropout) and runs its composite "math" path, and `_explicit_attention`
+    computes the same thing (float32 scores and softmax, as that path does for bf16 inputs;
+    the very same dropout masks for the same seed) with fewer passes over the [B, H, T, T]
+    scores.
     """
 
     def __init__(self, config: ArchitectureConfig):
@@ -233,8 +235,17 @@ class Attention(nn.Module):
     def forward(self, x: Tensor, relative: Tensor, indices: Tensor, key_mask: Tensor | None) -> Tensor:
         """x: normalised (and modulated) hidden [B, T, D]; relative: [R, D] normed table;
         indices: [T, T] bucket indices; key_mask: [B, T] bool, True = real token, or None."""
-        query, key = self.in_proj_qk(x).chunk(2, dim=-1)
         value, gate = self.in_proj_vg(x).chunk(2, dim=-1)
+        if self.training and x.device.type == "cpu":
+            context = self._explicit_attention(x, value, relative, indices, key_mask)
+        else:
+            context = self._sdpa_attention(x, value, relative, indices, key_mask)
+        context = context * F.gelu(gate)  # exact GELU, as LTG-BERT
+        return self.dropout(self.out_proj(self.out_norm(context)))
+
+    def _sdpa_attention(self, x: Tensor, value: Tensor, relative: Tensor, indices: Tensor,
+                        key_mask: Tensor | None) -> Tensor:
+        query, key = self.in_proj_qk(x).chunk(2, dim=-1)
         query, key, value = self._heads(query), self._heads(key), self._heads(value)
 
         # SDPA wants a float mask in the query's dtype; cast before masking so the fill
@@ -256,9 +267,47 @@ class Attention(nn.Module):
             dropout_p=self.attention_dropout if self.training else 0.0,
             scale=self.scale,
         )
-        context = context.transpose(1, 2).flatten(-2)  # [B, T, D]
-        context = context * F.gelu(gate)  # exact GELU, as LTG-BERT
-        return self.dropout(self.out_proj(self.out_norm(context)))
+        return context.transpose(1, 2).flatten(-2)  # [B, T, D]
+
+    def _explicit_attention(self, x: Tensor, value: Tensor, relative: Tensor, indices: Tensor,
+                            key_mask: Tensor | None) -> Tensor:
+        """The training path on a CPU: what SDPA's math path does with the bias and dropout,
+        in fewer passes. The position terms are scaled on the small table instead of on
+        [B, H, T, T], both are summed in place, the mask is filled in place, and the content
+        scores are added to the bias by the matmul itself (baddbmm) instead of by a separate
+        pass; SDPA's extra checks for fully masked rows are not needed (the bias is finite)."""
+        batch, length, d = x.shape
+        heads, hd = self.num_heads, self.head_dim
+        rows = batch * heads
+        # q and k as [2, B, H, T, hd] in one copy.
+        qk = self.in_proj_qk(x).view(batch, length, 2, heads, hd).permute(2, 0, 3, 1, 4).contiguous()
+        query, key = qk[0], qk[1]
+        q_pos, k_pos = (self.in_proj_qk(self.position_dropout(relative)) * self.scale).chunk(2, dim=-1)  # [R, D]
+        buckets = q_pos.shape[0]
+        q_pos = q_pos.view(buckets, heads, hd).permute(1, 2, 0)  # [H, hd, R]
+        k_pos = k_pos.view(buckets, heads, hd).permute(1, 2, 0)
+        c2p = torch.matmul(query, k_pos).view(rows, length, buckets)  # [bh, i, r] = q_i . k_pos[r]
+        p2c = torch.matmul(key, q_pos).view(rows, length, buckets)  # [bh, j, r] = k_j . q_pos[r]
+        index = indices.expand(rows, length, length)
+        bias = torch.gather(c2p, -1, index)  # [bh, i, j] = q_i . k_pos[r(i,j)]
+        bias = bias.add_(torch.gather(p2c, -1, index.transpose(-1, -2)).transpose(-1, -2))  # + k_j . q_pos[r(i,j)]
+        if key_mask is not None:  # the finite fill of _sdpa_attention
+            bias = bias.view(batch, heads, length, length).masked_fill_(
+                ~key_mask[:, None, None, :], torch.finfo(bias.dtype).min / 2).view(rows, length, length)
+        out_dtype = qk.dtype
+        # Scores, softmax and the weighted values in float32 whatever the autocast dtype, as
+        # SDPA's math path computes them on a CPU (it upcasts bf16 / fp16 inputs).
+        with torch.autocast(x.device.type, enabled=False):
+            query = query.float().reshape(rows, length, hd)
+            key = key.float().reshape(rows, length, hd)
+            value = value.float().unflatten(-1, (heads, hd)).transpose(1, 2).reshape(rows, length, hd)
+            scores = torch.baddbmm(bias.float(), query, key.transpose(1, 2), alpha=self.scale)
+            # F.dropout, as SDPA's math path applies it: the same masks for the same seed.
+            probs = F.dropout(torch.softmax(scores, dim=-1), self.attention_dropout, training=True)
+            context = torch.bmm(probs, value).view(batch, heads, length, hd).transpose(1, 2)
+        if context.dtype != out_dtype:
+            context = context.to(out_dtype, memory_format=torch.contiguous_format)
+        return context.reshape(batch, length, d)  # [B, T, D]
 
 
 class FeedForward(nn.Module):
@@ -300,10 +349,14 @@ class Block(nn.Module):
             # Unconditioned: a plain pre-norm LTG-BERT layer (gate 1, no shift / scale).
             h = h + self.attention(self.attention_norm(h), relative, indices, key_mask)
             return h + self.mlp(self.mlp_norm(h))
-        # Each of the six is [B, 1, D], broadcast over positions.
+        # Each of the six is [B, 1, D], broadcast over positions. The modulation norm(h) * (1 +
+        # scale) + shift (`1 + scale`: a zero-initialised modulation is the identity, DiT) and the
+        # gated residual h + gate * branch are each one addcmul: one pass over [B, T, D], not two.
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.adaLN_modulation(c)[:, None, :].chunk(6, dim=-1)
-        h = h + gate_a * self.attention(modulate(self.attention_norm(h), shift_a, scale_a), relative, indices, key_mask)
-        return h + gate_m * self.mlp(modulate(self.mlp_norm(h), shift_m, scale_m))
+        x = torch.addcmul(shift_a, self.attention_norm(h), 1 + scale_a)
+        h = torch.addcmul(h, gate_a, self.attention(x, relative, indices, key_mask))
+        x = torch.addcmul(shift_m, self.mlp_norm(h), 1 + scale_m)
+        return torch.addcmul(h, gate_m, self.mlp(x))
 
 
 class Head(nn.Module):
@@ -396,6 +449,11 @@ class DiffusionLM(nn.Module):
             raise ValueError(f"sequence length {length} exceeds max_position {self.config.max_position}")
         if attention_mask is not None:
             attention_mask = attention_mask.to(device=input_ids.device, dtype=torch.bool)
+            # Training rows are packed, so most batches have no padding; masking nothing changes
+            # nothing, and costs a pass over [B, H, T, T] per layer each way. Checked on a CPU
+            # only, where it costs no device sync.
+            if attention_mask.device.type == "cpu" and bool(attention_mask.all()):
+                attention_mask = None
 
         c = None
         if self.time_embedding is not None and condition:
