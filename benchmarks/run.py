@@ -10,9 +10,11 @@ Benchmarks, in order (cheapest first):
   throughput   trainer tokens/s and MFU per preset, the step taken apart      (tokens_per_s, mfu)
   masking      frequency-informed vs uniform masking step time                 (overhead_ratio)
   data         preparation, tokenisation, shard writing, loader vs trainer     (delivery_over_consumption)
+  scale        BabyLM-sized preparation, 10M and 100M words (--quick: 10M)     (prepare_s, peak_rss_mb)
   sweep        share of a sweep's wall time in training, trial start-up        (train_share, trial_startup_s)
   search       tokens to a near-optimal point: TPE+ASHA, random+ASHA vs grid   (tpe_asha_ratio)
-Times on a 2-core CPU: --quick about 12 minutes in all; the full set about 75 minutes.
+Times on a 2-core CPU: --quick about 14 minutes in all; the full set about 82 minutes (scale
+generates its corpora once, ~1 minute, kept in /tmp/mdlm-data-scale).
 
 Not in this list, because it compares two versions of the code: `model_revision.py --reference
 REV` times evaluation and a training step with trainer/model.py at REV against the working copy.
@@ -35,6 +37,7 @@ BENCHMARKS = {
     "throughput": "throughput.py",
     "masking": "masking_cost.py",
     "data": "data_throughput.py",
+    "scale": "data_scale.py",
     "sweep": "sweep_overhead.py",
     "search": "search_efficiency.py",
 }
@@ -43,6 +46,7 @@ HEADLINES = {
     "trainer_throughput": (("measure", "preset", "variant", "precision", "threads"), ("tokens_per_s", "mfu", "speedup")),
     "masking_cost": (("preset",), ("overhead_ratio", "masking_s_frequency", "step_s_uniform")),
     "data_throughput": ((), ("prepare_s", "tokenise_tokens_per_s", "write_mb_per_s", "delivery_over_consumption")),
+    "data_scale": (("label",), ("prepare_s", "tokenizer_s", "encode_s", "peak_rss_mb", "second_prepare_s")),
     "sweep_overhead": (("runner",), ("train_share", "overhead_share", "trial_startup_s", "wall_s")),
     "search_efficiency": ((), ("tpe_asha_ratio", "random_asha_ratio")),
 }

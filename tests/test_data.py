@@ -271,6 +271,159 @@ def test_txt_layout_split_deterministic_and_disjoint(tmp_path):
 
 
 # --------------------------------------------------------------------------
+# Encoding through the word cache, and the tokenizer's training sample
+
+ODD_WORDS = (
+    "the cat don't it's I'm they'll we've 'twas o'clock rock'n'roll 42 3.14 1,000 x1y2 ... !? -- "
+    "(hello) [x] \"quoted\" 'single' a-b a_b @home #tag $5 100% <s> </s> <mask> a<pad>b café naïve "
+    "中文 😀 ﬁne ｆｕｌｌ ½ x² über ¨ ¨dog"
+).split()
+ODD_SEPARATORS = [" "] * 10 + ["  ", "\t", " \t ", "\u00a0", "\u3000", "\x0b", "\x1c", " \u0308", "\u00a8"]
+
+
+def odd_docs(rng: random.Random, n_docs: int, tag: str):
+    """Documents of lines mixing ASCII words, contractions, digits, punctuation, literal special
+    tokens, non-ASCII text and odd whitespace (tabs, double, no-break and ideographic spaces,
+    \\x0b, \\x1c, a combining mark after a space, a character NFKC turns into a space + mark)."""
+    docs = []
+    for d in range(n_docs):
+        lines = []
+        for li in range(rng.randint(1, 4)):
+            words = [rng.choice(ODD_WORDS) for _ in range(rng.randint(1, 10))]
+            if li == 0:
+                words.insert(0, f"{tag}{d}x")
+            if rng.random() < 0.5:  # half the lines: single spaces only (the cached path)
+                lines.append(" ".join(words))
+            else:
+                lines.append("".join(w + rng.choice(ODD_SEPARATORS) for w in words).rstrip(" \t\x0b\x1c\u3000\u00a0"))
+        docs.append([line.strip() for line in lines if line.strip()])
+    return [doc for doc in docs if doc]
+
+
+@pytest.mark.parametrize("max_entries", [1 << 20, 40])  # 40: the cache empties itself again and again
+def test_encoding_equals_the_tokenizer_line_by_line(tmp_path, monkeypatch, max_entries):
+    """The shards hold exactly what `Tokenizer.encode` gives for each line (literal special
+    strings encoded as text), chunk boundaries and cache resets included."""
+    monkeypatch.setattr(prep_mod, "ENCODE_CHUNK_CHARS", 300)  # many chunks
+    monkeypatch.setattr(prep_mod, "CACHE_MAX_ENTRIES", max_entries)
+    rng = random.Random(21)
+    train, dev = odd_docs(rng, 150, "t"), odd_docs(rng, 40, "d")
+    corpus = tmp_path / "c"
+    write_docs(corpus / "a.train", train[:100])
+    write_docs(corpus / "b.train", train[100:])
+    write_docs(corpus / "a.dev", dev)
+    data = run_prepare(corpus, tmp_path / "cache")
+    tok = load_tokenizer(data.tokenizer_path)
+    tok.encode_special_tokens = True  # as prepare encodes: "<mask>" in the text is text
+    for path, docs in ((data.train_path, train), (data.val_path, dev)):
+        body = read_shard_independently(path)[:, 1:].reshape(-1)
+        body = body[: np.flatnonzero(body != PAD_ID)[-1] + 1]
+        assert body.tolist() == expected_stream(tok, docs)
+    assert data.words == {"train": word_count(train), "val": word_count(dev)}
+    row_words = data.row_words("train")
+    assert row_words.sum() == word_count(train) and len(row_words) == data.manifest["rows"]["train"]
+
+
+@pytest.mark.parametrize("block", [1, 5, 64, 1 << 20])
+def test_block_reader_gives_the_lines_and_documents_of_the_file(tmp_path, monkeypatch, block):
+    """Blocks cut anywhere (even inside a line longer than a block): the stripped non-blank
+    lines, each flagged when it starts a document (after a blank line or at the start)."""
+    monkeypatch.setattr(prep_mod, "BLOCK_BYTES", block)
+    raw = ("\ufeffcafé one\r\n  two  \n\n \t \nthree " + "x" * 150 + "\n\n\n"
+           + "four\x0bfive\x1c\nsix\u2028seven\n  \nlast line without newline")
+    path = tmp_path / "f.train"
+    path.write_bytes(raw.encode("utf-8"))
+    expected = [("café one", True), ("two", False), ("three " + "x" * 150, True), ("four\x0bfive", True),
+                ("six\u2028seven", False), ("last line without newline", True)]
+    got = [(line, start) for lines, starts in prep_mod._read_blocks(path, lambda n: None)
+           for line, start in zip(lines, starts)]
+    assert got == expected
+    assert [(line, start) for start, line, _ in prep_mod._read_lines(path, lambda n: None)] == expected
+
+
+def _marked_lines(n: int, tag: str, rng: random.Random) -> str:
+    return "".join(f"{tag}L{i:05d} " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12))) + "\n"
+                   for i in range(n))
+
+
+def _capture_training_lines(monkeypatch) -> list:
+    """Record the lines prepare feeds to train_tokenizer (then train as usual)."""
+    seen = []
+    real = prep_mod.train_tokenizer
+
+    def capture(batches, **kw):
+        batches = [list(b) for b in batches]
+        seen.append([line for batch in batches for line in batch])
+        return real(batches, **kw)
+
+    monkeypatch.setattr(prep_mod, "train_tokenizer", capture)
+    return seen
+
+
+def test_tokenizer_sample_spread_over_every_file_and_deterministic(tmp_path, monkeypatch):
+    rng = random.Random(4)
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    sizes = {"big.train": 3000, "mid.train": 1000, "sub/small.train": 200}
+    for name, n in sizes.items():
+        (corpus / name).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / name).write_text(_marked_lines(n, Path(name).stem, rng), encoding="utf-8")
+    (corpus / "x.dev").write_text(_marked_lines(100, "dev", rng), encoding="utf-8")
+    train_bytes = sum((corpus / name).stat().st_size for name in sizes)
+    full = run_prepare(corpus, tmp_path / "full")  # below the cap: every training line
+    assert full.manifest["tokenizer_sample"]["fraction"] == 1.0
+    assert full.manifest["tokenizer_sample"]["lines"] == sum(sizes.values())
+
+    monkeypatch.setattr(prep_mod, "TOKENIZER_SAMPLE_BYTES", train_bytes // 4)
+    monkeypatch.setattr(prep_mod, "SAMPLE_WINDOW_BYTES", 2048)
+    seen = _capture_training_lines(monkeypatch)
+    data = run_prepare(corpus, tmp_path / "cache")
+    again = run_prepare(corpus, tmp_path / "cache2")
+    assert data.root.name != full.root.name  # the cap is part of the content hash
+    assert seen[0] == seen[1]  # deterministic
+    assert data.manifest["files"]["tokenizer.json"] == again.manifest["files"]["tokenizer.json"]
+
+    lines = seen[0]
+    sample = data.manifest["tokenizer_sample"]
+    assert sample["fraction"] == pytest.approx(0.25, rel=0.01)
+    assert sample["lines"] == len(lines) and sample["words"] == sum(len(line.split()) for line in lines)
+    real_lines = {line for name in sizes for line in (corpus / name).read_text(encoding="utf-8").splitlines()}
+    assert set(lines) <= real_lines and len(set(lines)) == len(lines)  # whole lines, each once
+    assert not any(line.startswith("devL") for line in lines)  # training text only
+    for name, n in sizes.items():
+        numbers = sorted(int(line.split()[0][-5:]) for line in lines if line.startswith(Path(name).stem + "L"))
+        assert abs(len(numbers) / n - 0.25) < 0.06, (name, len(numbers))  # every file, in proportion
+        assert numbers[0] < 0.2 * n and numbers[-1] > 0.8 * n, (name, numbers[0], numbers[-1])  # start to end
+        windows = -(-(corpus / name).stat().st_size // 4 // 2048)  # evenly spaced, one per stride
+        assert np.diff(numbers).max() < 1.1 * n / windows  # no region longer than a stride left out
+    by_file = {f["path"]: f["tokenizer_sample_bytes"] for f in data.manifest["source_files"]}
+    assert by_file["x.dev"] == 0
+    for name in sizes:
+        assert by_file[name] == pytest.approx((corpus / name).stat().st_size / 4, rel=0.01)
+    # Only the tokenizer changes: the shards still hold the whole corpus.
+    assert data.words == full.words and data.manifest["documents"] == full.manifest["documents"]
+
+
+def test_tokenizer_sample_of_a_txt_corpus_holds_training_documents_only(tmp_path, monkeypatch):
+    rng = random.Random(8)
+    docs = make_docs(rng, 600, "doc")
+    corpus = tmp_path / "c"
+    write_docs(corpus / "part1.txt", docs[:400])
+    write_docs(corpus / "part2.txt", docs[400:])
+    size = sum(p.stat().st_size for p in corpus.iterdir())
+    monkeypatch.setattr(prep_mod, "TOKENIZER_SAMPLE_BYTES", size // 3)
+    monkeypatch.setattr(prep_mod, "SAMPLE_WINDOW_BYTES", 1024)
+    seen = _capture_training_lines(monkeypatch)
+    data = run_prepare(corpus, tmp_path / "cache", val_fraction=0.2)
+    tok = load_tokenizer(data.tokenizer_path)
+    val_markers = set(re.findall(r"doc(\d+)x", tok.decode(read_shard_independently(data.val_path).reshape(-1).tolist())))
+    sampled_markers = {m for line in seen[0] for m in re.findall(r"doc(\d+)x", line)}
+    assert val_markers and sampled_markers and not (val_markers & sampled_markers)
+    assert 0.2 < len(sampled_markers) / 600 < 0.4  # about a third of the documents' first lines
+    assert data.words["train"] + data.words["val"] == word_count(docs)
+
+
+# --------------------------------------------------------------------------
 # Cache
 
 

@@ -16,20 +16,30 @@ Token ids are stored as int32: uint16 would halve the files but caps the
 vocabulary at 65536 and needs care when converting to torch (no uint16 tensor
 ops); at BabyLM scale (~130M tokens -> ~0.5 GB) int32 is affordable.
 
-The build is streamed: files are read line by line, encoded in chunks with
-``encode_batch`` and packed into numpy rows that are written out 8192 rows at a
-time, so memory stays bounded by the chunk size, not by the corpus size.
+The build is streamed: files are read in blocks of lines, encoded in chunks and packed
+into numpy rows that are written out 8192 rows at a time, so memory stays bounded
+by the chunk size, not by the corpus size. Two things keep a BabyLM-100M corpus
+(~100M words) within minutes on a small machine:
+
+- the tokenizer is trained on an evenly spread sample of the training text when
+  that text is larger than TOKENIZER_SAMPLE_BYTES (see `_sample_windows`);
+- encoding goes through a cache of each distinct word's token ids
+  (`_TokenCache`), so the tokenizer runs once per distinct word, not once per
+  occurrence; the ids are exactly those of encoding each line whole.
 """
 
 from __future__ import annotations
 
-import argparse
 import codecs
+import ctypes
 import datetime as _dt
 import hashlib
 import itertools
 import json
+import math
+import operator
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -60,17 +70,38 @@ from .tokenizer import (
 
 # Bump whenever the on-disk layout or the tokenization/packing rules change:
 # it is part of the content hash, so old cache folders are simply not reused.
-FORMAT_VERSION = 3  # 2: per-row word counts; 3: each source file's rows per split
+FORMAT_VERSION = 4  # 2: per-row word counts; 3: each source file's rows per split; 4: tokenizer sample
 
 MIN_SEQ_LENGTH = 8
 ROWS_PER_BATCH = 8192  # Arrow record batch size (rows) in the shards
 TOKEN_DTYPE = np.int32
 ARROW_TOKEN_TYPE = pa.int32()
-# Encode this many characters of text per encode_batch call. Large enough for
-# the Rust side to parallelise, small enough that the per-chunk Encoding
-# objects (tens of bytes per token) stay in the tens of MB.
+# Encode the lines in chunks of this many characters (the unit of the numpy work).
 ENCODE_CHUNK_CHARS = 1 << 20
-READ_CHUNK_BYTES = 1 << 22
+# Words new to the cache go to encode_batch this many at a time: enough for the Rust
+# side to parallelise, few enough that the Encoding objects (each holds several
+# vectors) stay in the tens of MB.
+ENCODE_BATCH_KEYS = 1 << 13
+READ_CHUNK_BYTES = 1 << 22  # hashing / UTF-8 check
+BLOCK_BYTES = 1 << 20  # reading lines for encoding (`_read_blocks`)
+# The tokenizer is trained on at most this much training text (~10-12M words of
+# English; BabyLM's 10M track is used whole). A deliberate cap, the same for every
+# corpus: BPE training time (and memory) grows with the text it reads, while the
+# merges of a 16K vocabulary are settled by the frequent pairs, which ten million
+# words already rank the way a hundred million do. Measured with
+# benchmarks/data_scale.py on 100M words: training on all of them took 486 s of a
+# 1019 s build; on this cap's 8.8M-word sample 16-44 s, and the resulting tokenizer
+# encodes the full 100M words into 0.03% more tokens (180.08M vs 180.03M).
+# A larger corpus contributes an evenly spread sample of every training file, in
+# proportion to its size (`_sample_windows`); the manifest records the cap and the
+# sample, and the cap is part of the content hash. Below it the tokenizer sees all
+# of the training text, as before.
+TOKENIZER_SAMPLE_BYTES = 64 << 20
+SAMPLE_WINDOW_BYTES = 1 << 18  # the sample is made of windows of about this size, evenly spaced
+# Bounds of the word -> token ids cache used for encoding; past them it starts afresh
+# (the ids never depend on the cache, only the speed does). ~200 MB when full.
+CACHE_MAX_ENTRIES = 1 << 20
+CACHE_MAX_TOKENS = 1 << 23
 
 TOKENIZER_FILE = "tokenizer.json"
 ROW_WORDS_FILES = {"train": "train_row_words.npy", "val": "val_row_words.npy"}
@@ -160,6 +191,21 @@ def _sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(READ_CHUNK_BYTES), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _release_free_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc only; elsewhere a no-op).
+
+    The BPE trainer's worker threads allocate in their own malloc arenas; what they free
+    stays mapped there, and the encoding pass, which allocates from the main thread, cannot
+    reuse it. Trimming after training keeps the build's peak RSS at the trainer's own peak
+    instead of that plus the encoding's (measured: ~480 MB resident after training on a
+    64 MiB sample, ~180 MB after the trim).
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _fsync_file(path: Path) -> None:
@@ -259,6 +305,7 @@ def _content_hash(settings: dict, sources: Sequence[_Source]) -> str:
     payload = {
         "format_version": FORMAT_VERSION,
         "settings": settings,
+        "tokenizer_sample": [TOKENIZER_SAMPLE_BYTES, SAMPLE_WINDOW_BYTES],
         "files": sorted([s.rel, s.sha256] for s in sources),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
@@ -269,33 +316,119 @@ def _content_hash(settings: dict, sources: Sequence[_Source]) -> str:
 
 
 def _read_lines(path: Path, on_bytes: Callable[[int], None]) -> Iterator[Tuple[bool, str, int]]:
-    """Yield (starts_document, line, word_count) for every non-blank line of a file.
+    """Yield (starts_document, line, offset) for every non-blank line of a file.
 
     A document is a run of non-blank lines; blank (whitespace-only) lines
-    separate documents. Lines are stripped: edge whitespace carries no meaning
-    and the pre-tokenizer adds the word-initial space itself. Word counts use
-    ``str.split()`` on the raw line, which sums to ``len(raw_text.split())``.
-    Streaming line by line matters: BabyLM files have no blank lines, so one
-    "document" can be a whole multi-megabyte file.
+    separate documents. Lines end at ``\n`` only and are stripped: edge
+    whitespace carries no meaning and the pre-tokenizer adds the word-initial
+    space itself. `offset` is the line's byte offset in the file. Streaming
+    matters: BabyLM files have no blank lines, so one "document" can be a whole
+    multi-megabyte file. (`_read_blocks` yields the same lines, faster.)
     """
     new_doc = True
     unreported = 0
+    offset = 0
     with open(path, "rb") as f:
-        for i, raw in enumerate(f):
+        for raw in f:
             unreported += len(raw)
             if unreported >= 1 << 20:
                 on_bytes(unreported)
                 unreported = 0
             line = raw.decode("utf-8")  # validity was checked by _scan
-            if i == 0:
+            if offset == 0:
                 line = line.lstrip("\ufeff")  # a UTF-8 byte-order mark is not text
             stripped = line.strip()
             if stripped:
-                yield new_doc, stripped, len(line.split())
+                yield new_doc, stripped, offset
                 new_doc = False
             else:
                 new_doc = True
+            offset += len(raw)
     on_bytes(unreported)
+
+
+def _read_blocks(path: Path, on_bytes: Callable[[int], None]) -> Iterator[Tuple[List[str], List[bool]]]:
+    """The lines of `_read_lines` (without offsets), about BLOCK_BYTES at a time: (lines,
+    starts_document flags). Decoding, splitting and stripping run over a whole block at once
+    (C loops, no Python code per line), which is what lets 100M words stream in seconds."""
+    new_doc = True
+    first = True
+    pending: List[bytes] = []  # a line longer than a chunk, in pieces
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(BLOCK_BYTES)
+            if chunk:
+                cut = chunk.rfind(b"\n") + 1
+                if cut == 0:
+                    pending.append(chunk)
+                    continue
+                data = b"".join(pending + [chunk[:cut]])
+                pending = [chunk[cut:]]
+            else:
+                data = b"".join(pending)
+                if not data:
+                    break
+                pending = []
+            on_bytes(len(data))
+            text = data.decode("utf-8")  # blocks end at a newline, never inside a character
+            if first:
+                text = text.lstrip("\ufeff")  # a UTF-8 byte-order mark is not text
+                first = False
+            raw = text.split("\n")
+            if text.endswith("\n"):
+                raw.pop()  # what follows the last newline belongs to the next block
+            stripped = list(map(str.strip, raw))
+            nonblank = np.fromiter(map(bool, stripped), dtype=bool, count=len(stripped))
+            if not len(nonblank):
+                continue
+            # A line starts a document when the line before it (maybe in the last block) is blank.
+            after_blank = np.concatenate([[new_doc], ~nonblank[:-1]])
+            starts = (after_blank & nonblank)[nonblank]
+            new_doc = not nonblank[-1]
+            lines = list(itertools.compress(stripped, nonblank.tolist()))
+            if lines:
+                yield lines, starts.tolist()
+
+
+def _window_lines(path: Path, windows: Sequence[Tuple[int, int]], on_bytes: Callable[[int], None]) -> Iterator[str]:
+    """The stripped non-blank lines of a file that start inside one of `windows` ([start, end)
+    byte ranges, ascending and disjoint), read by seeking: the rest of the file is not read."""
+    with open(path, "rb") as f:
+        for start, end in windows:
+            if start > 0:
+                f.seek(start - 1)
+                pos = start - 1 + len(f.readline())  # past the line that holds byte start - 1
+            else:
+                f.seek(0)
+                pos = 0
+            while pos < end:
+                raw = f.readline()
+                if not raw:
+                    break
+                line = raw.decode("utf-8")
+                if pos == 0:
+                    line = line.lstrip("\ufeff")
+                pos += len(raw)
+                on_bytes(len(raw))
+                stripped = line.strip()
+                if stripped:
+                    yield stripped
+
+
+def _sample_windows(size: int, fraction: float) -> List[Tuple[int, int]]:
+    """Evenly spaced byte windows covering `fraction` of a file of `size` bytes.
+
+    The file is cut into n equal strides of about SAMPLE_WINDOW_BYTES / fraction bytes and
+    the middle `fraction` of each stride is taken, so the sample follows the file from start
+    to end (BabyLM files are often sorted by source or age) and depends only on the file's
+    size and the fraction: deterministic. A line belongs to the window its first byte is in.
+    """
+    if fraction >= 1.0:
+        return [(0, size)]
+    budget = size * fraction
+    n = max(1, math.ceil(budget / SAMPLE_WINDOW_BYTES))
+    stride, length = size / n, budget / n
+    return [(int((i + 0.5) * stride - length / 2), int((i + 0.5) * stride + length / 2)) for i in range(n)]
 
 
 def _doc_split(lines: List[str], val_fraction: float) -> str:
@@ -312,24 +445,24 @@ def _doc_split(lines: List[str], val_fraction: float) -> str:
 def _iter_split_lines(
     sources: Sequence[_Source], val_fraction: float, on_bytes: Callable[[int], None]
 ) -> Iterator[Tuple[str, bool, str, int]]:
-    """Yield (split, starts_document, line, words) for the whole corpus, in file order."""
+    """Yield (split, starts_document, line, offset) for the whole corpus, in file order."""
     for src in sources:
         if src.split is not None:
             # BabyLM layout: the file decides the split, so lines stream straight through.
-            for new_doc, line, words in _read_lines(src.path, on_bytes):
-                yield src.split, new_doc, line, words
+            for new_doc, line, offset in _read_lines(src.path, on_bytes):
+                yield src.split, new_doc, line, offset
             continue
         # txt layout: the split depends on the whole document's text, so one
         # document (not one file) is buffered at a time.
         doc: List[Tuple[str, int]] = []
-        for new_doc, line, words in itertools.chain(_read_lines(src.path, on_bytes), [(True, "", 0)]):
+        for new_doc, line, offset in itertools.chain(_read_lines(src.path, on_bytes), [(True, "", -1)]):
             if new_doc and doc:
                 split = _doc_split([text for text, _ in doc], val_fraction)
-                for i, (text, w) in enumerate(doc):
-                    yield split, i == 0, text, w
+                for i, (text, o) in enumerate(doc):
+                    yield split, i == 0, text, o
                 doc = []
             if line:
-                doc.append((line, words))
+                doc.append((line, offset))
 
 
 # --------------------------------------------------------------------------
@@ -432,6 +565,93 @@ class _ShardWriter:
         self._pending_rows = len(rest)
 
 
+class _TokenCache:
+    """Token ids of each distinct word: the tokenizer runs once per distinct word, not once
+    per occurrence (most of a large corpus' words are repeats: 10M words of the benchmark's
+    corpus hold ~750K distinct ones).
+
+    Exactness. The tokenizer's pipeline is NFKC, then the byte-level pre-tokenizer (a space
+    is prepended unless the text starts with one, then GPT-2's split regex), then BPE on each
+    piece. Take a line that is ASCII, holds no ``<`` (every special token starts with it, and
+    the tokenizer cuts text around their literal strings even when it encodes them as text),
+    and has no space followed by whitespace (`_WHOLE_LINE` finds none), so that
+    ``line.split(" ")`` gives parts p1, p2, ... that are non-empty and start with no
+    whitespace. NFKC leaves ASCII unchanged, and the regex starts a new piece at every space
+    followed by a non-space, whatever came before (no alternative matches across such a
+    space or ends just after it), and nothing inside a part depends on what follows it; so
+    the line's pieces are those of " p1", " p2", ... taken one by one, and encoding part p
+    alone gives " p" through the prepended space. Hence the line's ids are the
+    concatenation of its parts' ids. Any other line is a key of its own: its ids are those
+    of encoding it whole. tests/test_data.py checks this against `Tokenizer.encode`.
+
+    Entries live in flat numpy arrays; entry 0 is ``</s>``. Bounded by CACHE_MAX_ENTRIES and
+    CACHE_MAX_TOKENS: when full it starts again from empty.
+    """
+
+    def __init__(self, tok: tokenizers.Tokenizer):
+        self._encode = getattr(tok, "encode_batch_fast", tok.encode_batch)  # _fast skips offsets
+        self._clear()
+
+    def _clear(self) -> None:
+        self.index: Dict[str, int] = {}
+        self.tokens = np.empty(1 << 16, dtype=TOKEN_DTYPE)
+        self.starts = np.empty(1 << 12, dtype=np.int64)
+        self.lengths = np.empty(1 << 12, dtype=np.int64)
+        self.tokens[0], self.starts[0], self.lengths[0] = EOS_ID, 0, 1
+        self.entries, self.used = 1, 1
+
+    def lookup(self, keys: List[str]) -> np.ndarray:
+        """Entry of each key (int64), encoding the keys not seen before."""
+        ids = np.fromiter(map(self.index.get, keys, itertools.repeat(-1)), dtype=np.int64, count=len(keys))
+        missing = np.flatnonzero(ids < 0)
+        if len(missing):
+            new = list(dict.fromkeys([keys[i] for i in missing]))
+            if self.entries + len(new) > CACHE_MAX_ENTRIES or self.used > CACHE_MAX_TOKENS:
+                self._clear()
+                missing = np.arange(len(keys))
+                new = list(dict.fromkeys(keys))
+            self._add(new)
+            get = self.index.__getitem__
+            ids[missing] = [get(keys[i]) for i in missing]
+        return ids
+
+    def _add(self, new: List[str]) -> None:
+        for i in range(0, len(new), ENCODE_BATCH_KEYS):
+            self._add_batch(new[i : i + ENCODE_BATCH_KEYS])
+
+    def _add_batch(self, new: List[str]) -> None:
+        encodings = self._encode(new, add_special_tokens=False)
+        lengths = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
+        total = int(lengths.sum())
+        tokens = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), dtype=TOKEN_DTYPE, count=total)
+        del encodings
+        first, end = self.entries, self.entries + len(new)
+        if end > len(self.starts):
+            size = max(end, 2 * len(self.starts))
+            self.starts = np.resize(self.starts, size)
+            self.lengths = np.resize(self.lengths, size)
+        if self.used + total > len(self.tokens):
+            self.tokens = np.resize(self.tokens, max(self.used + total, 2 * len(self.tokens)))
+        self.starts[first:end] = self.used + np.cumsum(lengths) - lengths
+        self.lengths[first:end] = lengths
+        self.tokens[self.used : self.used + total] = tokens
+        self.index.update(zip(new, range(first, end)))
+        self.entries, self.used = end, self.used + total
+
+    def gather(self, entries: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(the entries' tokens concatenated, the stream position of each entry's first token)."""
+        lengths = self.lengths[entries]
+        first = np.cumsum(lengths) - lengths
+        n = int(lengths.sum())
+        index = np.repeat(self.starts[entries] - first, lengths) + np.arange(n, dtype=np.int64)
+        return self.tokens[index], first
+
+
+# A line the cache may take part by part (see _TokenCache) is ASCII and has none of these:
+# "<", or a space followed by whitespace (so also no two spaces in a row).
+_WHOLE_LINE = re.compile(r"<| \s")
+
+
 class _SplitEncoder:
     """Collects lines of one split, encodes them in chunks and feeds a shard.
 
@@ -440,14 +660,13 @@ class _SplitEncoder:
     their tokens concatenated.
     """
 
-    def __init__(self, tok: tokenizers.Tokenizer, writer: _ShardWriter, vocab_size: Optional[int]):
-        self.tok = tok
+    def __init__(self, cache: _TokenCache, writer: _ShardWriter, vocab_size: Optional[int]):
+        self.cache = cache
         self.writer = writer
         # Only the train split gets a frequency table.
         self.counts = np.zeros(vocab_size, dtype=np.int64) if vocab_size else None
         self._lines: List[str] = []  # pending lines, encoded together on flush
         self._starts: List[bool] = []  # does the pending line start a document?
-        self._line_words: List[int] = []  # words of each pending line
         self._chars = 0
         self._started = False  # has the split's first document been emitted?
         self.documents = 0
@@ -455,48 +674,74 @@ class _SplitEncoder:
         self.text_tokens = 0  # tokens that came from text (no <s>, </s>, <pad>)
         self.eos_tokens = 0
 
-    def add(self, starts_document: bool, line: str, words: int) -> None:
-        self._lines.append(line)
-        self._starts.append(starts_document)
-        self._line_words.append(words)
-        self._chars += len(line)
-        self.documents += starts_document
-        self.words += words
+    def add(self, lines: List[str], starts_document: List[bool]) -> None:
+        """Queue stripped non-blank lines and whether each starts a document."""
+        self._lines += lines
+        self._starts += starts_document
+        self._chars += sum(map(len, lines))
         if self._chars >= ENCODE_CHUNK_CHARS:
             self.flush()
 
     def flush(self) -> None:
         if not self._lines:
             return
-        encode = getattr(self.tok, "encode_batch_fast", self.tok.encode_batch)  # _fast skips offsets
-        encodings = encode(self._lines, add_special_tokens=False)
-        pieces: List[List[int]] = []
-        piece_words: List[int] = []
-        separators = 0
-        for starts_document, enc, words in zip(self._starts, encodings, self._line_words):
-            if starts_document and self._started:
-                pieces.append([EOS_ID])
-                piece_words.append(0)
-                separators += 1
+        lines = self._lines
+        n = len(lines)
+        # Words are str.split() words (the corpus' word count). Cache keys are a line's
+        # space-separated parts when it splits exactly (see _TokenCache), else the whole line.
+        # All of it in a few C calls over the chunk: no Python code, and no small container
+        # objects (a list per line) for the garbage collector to walk, per line.
+        line_words = np.fromiter(map(len, map(str.split, lines)), dtype=np.int64, count=n)
+        joined = " ".join(lines)  # lines are stripped: a match never spans two of them
+        whole = ~np.fromiter(map(str.isascii, lines), dtype=bool, count=n)
+        hits = [m.start() for m in _WHOLE_LINE.finditer(joined)]
+        if hits:
+            line_start = np.cumsum(np.fromiter(map(len, lines), dtype=np.int64, count=n) + 1)
+            whole[np.searchsorted(line_start, hits, side="right")] = True
+        pieces = np.fromiter(map(operator.methodcaller("count", " "), lines), dtype=np.int64, count=n) + 1
+        pieces[whole] = 1
+        whole_lines = np.flatnonzero(whole).tolist()
+        if whole_lines:  # an empty placeholder, which no part can be, then the line itself
+            units = list(lines)
+            for i in whole_lines:
+                units[i] = ""
+            joined = " ".join(units)
+            del units
+        keys = joined.split(" ")
+        del joined
+        if whole_lines:
+            key_of_line = np.cumsum(pieces) - pieces
+            for i in whole_lines:
+                keys[key_of_line[i]] = lines[i]
+        # </s> before every line that starts a document, except the split's very first.
+        eos = np.fromiter(self._starts, dtype=bool, count=n)
+        self.documents += int(eos.sum())
+        if not self._started:
+            eos[0] = False
             self._started = True
-            pieces.append(enc.ids)
-            piece_words.append(words)
-        n = sum(map(len, pieces))
-        stream = np.fromiter(itertools.chain.from_iterable(pieces), dtype=TOKEN_DTYPE, count=n)
+        per_line = pieces + eos
+        line_first = np.cumsum(per_line) - per_line  # entry index where each line begins
+        entries = np.zeros(int(per_line.sum()), dtype=np.int64)  # 0 = the </s> entry
+        is_text = np.ones(len(entries), dtype=bool)
+        is_text[line_first[eos]] = False
+        entries[is_text] = self.cache.lookup(keys)
+        del keys
+        stream, entry_first = self.cache.gather(entries)
         # A line's words are counted at its first token, so they belong to the row that
         # holds the line's start: per-row counts are integers that sum exactly to the
         # split's word count, and are exact at line granularity within an epoch.
         # (A non-blank line always yields at least one token.)
-        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
-        words_stream = np.zeros(n, dtype=np.int64)
-        words_stream[np.cumsum(lengths) - lengths] = piece_words
+        words_stream = np.zeros(len(stream), dtype=np.int64)
+        words_stream[entry_first[line_first + eos]] = line_words
+        separators = int(eos.sum())
+        self.words += int(line_words.sum())
         self.eos_tokens += separators
-        self.text_tokens += n - separators
+        self.text_tokens += len(stream) - separators
         if self.counts is not None:
             # </s> separators are counted here too; special ids are zeroed at the end.
             self.counts += np.bincount(stream, minlength=len(self.counts))[: len(self.counts)]
         self.writer.add(stream, words_stream)
-        self._lines, self._starts, self._line_words, self._chars = [], [], [], 0
+        self._lines, self._starts, self._chars = [], [], 0
 
 
 def _row_spans(token_spans: List[Tuple[int, int]], body: int) -> List[List[int]]:
@@ -550,24 +795,47 @@ def _build(
     all_bytes = sum(s.size for s in sources)
     train_sources = [s for s in sources if s.split != "val"]
 
-    # Pass 1: train the tokenizer on training documents only.
+    # Pass 1: train the tokenizer on training documents only: all of them, or beyond
+    # TOKENIZER_SAMPLE_BYTES the lines that start in evenly spaced windows of every file.
+    fraction = min(1.0, TOKENIZER_SAMPLE_BYTES / train_bytes) if train_bytes else 1.0
+    windows = {s.rel: _sample_windows(s.size, fraction) for s in train_sources}
+    window_bytes = {rel: sum(end - start for start, end in w) for rel, w in windows.items()}
     doc_counts = {"train": 0, "val": 0}
+    sample = {"lines": 0, "words": 0}
+
+    def txt_training_lines(src: _Source, on_bytes: Callable[[int], None]) -> Iterator[str]:
+        # The split of a txt document depends on all of its text, so these files are read
+        # whole (which also counts the documents of each split).
+        spans, k = windows[src.rel], 0
+        for split, starts_document, line, offset in _iter_split_lines([src], val_fraction, on_bytes):
+            doc_counts[split] += starts_document
+            while k < len(spans) and offset >= spans[k][1]:
+                k += 1
+            if split == "train" and k < len(spans) and offset >= spans[k][0]:
+                yield line
 
     def training_text() -> Iterator[List[str]]:
         batch: List[str] = []
-        with _bar(show_progress, train_bytes, "read (tokenizer training)") as bar:
-            for split, starts_document, line, _ in _iter_split_lines(train_sources, val_fraction, bar.update):
-                doc_counts[split] += starts_document
-                if split == "train":
+        to_read = sum(window_bytes[s.rel] if s.split else s.size for s in train_sources)
+        with _bar(show_progress, to_read, "read (tokenizer training)") as bar:
+            for src in train_sources:
+                if src.split is None:
+                    lines = txt_training_lines(src, bar.update)
+                else:  # BabyLM layout: every line is training text; only the windows are read
+                    lines = _window_lines(src.path, windows[src.rel], bar.update)
+                for line in lines:
                     batch.append(line)
+                    sample["words"] += len(line.split())
                     if len(batch) >= 4096:
+                        sample["lines"] += len(batch)
                         yield batch
                         batch = []
         if batch:
+            sample["lines"] += len(batch)
             yield batch
 
     tok = train_tokenizer(training_text(), vocab_size=vocab_size, show_progress=show_progress)
-    if doc_counts["train"] == 0:
+    if layout == "txt" and doc_counts["train"] == 0:
         raise DataError(f"no training documents in {corpus_dir} after splitting; add more text or *.train files")
     if layout == "txt" and doc_counts["val"] == 0:
         raise DataError(
@@ -577,6 +845,7 @@ def _build(
         )
     tok.save(str(out / TOKENIZER_FILE))
     actual_vocab = tok.get_vocab_size(with_added_tokens=True)
+    _release_free_memory()
 
     # Pass 2: encode both splits. Literal "<s>", "<mask>" ... in the corpus text
     # must stay plain text, or they would fake document boundaries / masks.
@@ -587,9 +856,10 @@ def _build(
         for split, name in (("train", TRAIN_FILE), ("val", VAL_FILE))
     }
     try:
+        cache = _TokenCache(tok)
         encoders = {
-            "train": _SplitEncoder(tok, writers["train"], actual_vocab),
-            "val": _SplitEncoder(tok, writers["val"], None),
+            "train": _SplitEncoder(cache, writers["train"], actual_vocab),
+            "val": _SplitEncoder(cache, writers["val"], None),
         }
         # Each source file's stream tokens per split, so a sample can be spread over files
         # (trainer/data/validation.py); turned into row spans by _row_spans.
@@ -597,11 +867,23 @@ def _build(
         with _bar(show_progress, all_bytes, "tokenize + write shards") as bar:
             for src in sources:
                 starts = {split: writers[split].stream_tokens for split in SPLITS}  # encoders are flushed here
-                for split, starts_document, line, words in _iter_split_lines([src], val_fraction, bar.update):
-                    encoders[split].add(starts_document, line, words)
+                if src.split is not None:  # BabyLM layout: whole blocks of one split
+                    for lines, doc_starts in _read_blocks(src.path, bar.update):
+                        encoders[src.split].add(lines, doc_starts)
+                else:
+                    batch: Dict[str, Tuple[List[str], List[bool]]] = {split: ([], []) for split in SPLITS}
+                    for split, starts_document, line, _ in _iter_split_lines([src], val_fraction, bar.update):
+                        batch[split][0].append(line)
+                        batch[split][1].append(starts_document)
+                        if len(batch[split][0]) >= 4096:
+                            encoders[split].add(*batch[split])
+                            batch[split] = ([], [])
+                    for split in SPLITS:
+                        encoders[split].add(*batch[split])
                 for split in SPLITS:
                     encoders[split].flush()
                     spans[split].append((starts[split], writers[split].stream_tokens))
+        del cache
         for w in writers.values():
             w.close()
     except BaseException:
@@ -631,7 +913,8 @@ def _build(
         "layout": layout,
         "source_files": [
             {"path": s.rel, "split": s.split or "by_document_hash", "bytes": s.size, "sha256": s.sha256,
-             "rows": {split: _row_spans(spans[split], seq_length - 1)[i] for split in SPLITS}}
+             "rows": {split: _row_spans(spans[split], seq_length - 1)[i] for split in SPLITS},
+             "tokenizer_sample_bytes": window_bytes.get(s.rel, 0)}
             for i, s in enumerate(sources)
         ],
         "settings": {
@@ -654,6 +937,16 @@ def _build(
         "documents": per_split(lambda s: encoders[s].documents),
         "words": per_split(lambda s: encoders[s].words),
         "tokenizer_trained_on": "train",
+        # fraction < 1: the tokenizer saw the lines starting in `fraction` of each training
+        # file's bytes (its `tokenizer_sample_bytes`), in windows spread evenly over it.
+        "tokenizer_sample": {
+            "cap_bytes": TOKENIZER_SAMPLE_BYTES,
+            "window_bytes": SAMPLE_WINDOW_BYTES,
+            "train_bytes": train_bytes,
+            "fraction": fraction,
+            "lines": sample["lines"],
+            "words": sample["words"],
+        },
         "special_token_ids": {t: i for i, t in enumerate(SPECIAL_TOKENS)},
         "files": files,
         "versions": {"tokenizers": tokenizers.__version__, "pyarrow": pa.__version__, "numpy": np.__version__},
