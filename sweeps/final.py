@@ -2,6 +2,7 @@
 
     python sweeps/final.py runs/sweeps/bimodal_p-20261125 --max-words 100M --checkpoint-words babylm
     python sweeps/final.py runs/sweeps/bimodal_p-20261125 --workers 4 --gpus-per-worker 1
+    python sweeps/final.py runs/sweeps/bimodal_p-20261125 --hub-cache my-org/mdlm-strict-small
 
 Reads `best_config.json` (written by the sweep's export, from the confirmed ranking when a
 confirmation stage ran), trains it with `python -m trainer.train` (one process, or a
@@ -9,6 +10,11 @@ TorchTrainer across workers), saves word-count checkpoints as model folders
 (`chck_<N>M`, the BabyLM schedule by default), and exports the final model as a Hugging
 Face folder that the BabyLM evaluation pipeline loads. Provenance (sweep, trial, data
 hash, code version, seed, pair split) goes into the model card.
+
+`--hub-cache <org>/<name>` also lays the checkpoints and the final model out as revisions
+(`chck_<N>M`, `main`) of that repository in the Hugging Face cache, so the pipeline's
+`--revision_name chck_1M` resolves offline; `--push-to-hub <org>/<name>` uploads them as branches
+(trainer/hub.py). Both are checked (names, login) before training starts.
 
 The budget is the config's own unless `--max-steps` / `--max-words` say otherwise: a
 sweep's trials usually train shorter than a final model should.
@@ -49,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", help="data cache (default: $MDLM_CACHE_DIR or ~/.cache/mdlm-sweeps)")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field (recorded)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from trainer.hub import add_publish_flags
+
+    add_publish_flags(p)
     return p
 
 
@@ -69,8 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     experiment = storage.normalise(args.experiment)
     try:
+        from trainer.hub import check_publish_flags
+
+        check_publish_flags(args.hub_cache, args.push_to_hub)  # before hours of training
         best_path, document = load_best(experiment)
-    except FinalError as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     provenance = dict(document.get("provenance") or {})
@@ -103,11 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     code = train_main(train_argv)
     if code != 0:
         return code
-    return export_final(out, provenance, experiment)
+    return export_final(out, provenance, experiment, hub_cache=args.hub_cache, hub_cache_dir=args.hub_cache_dir,
+                        push_to_hub=args.push_to_hub)
 
 
-def export_final(out: Path, sweep_provenance: dict, experiment: str) -> int:
-    """Export the last checkpoint's EMA weights as the final model folder `<out>/model`."""
+def export_final(out: Path, sweep_provenance: dict, experiment: str, *, hub_cache: str | None = None,
+                 hub_cache_dir: str | None = None, push_to_hub: str | None = None) -> int:
+    """Export the last checkpoint's EMA weights as the final model folder `<out>/model`; with
+    hub_cache / push_to_hub, also the word checkpoints and it as revisions of that repository."""
     from trainer.checkpoint import load_checkpoint
     from trainer.config import TrainConfig
     from trainer.export import export_model
@@ -147,6 +162,14 @@ def export_final(out: Path, sweep_provenance: dict, experiment: str) -> int:
     (out / "provenance.json").write_text(json.dumps(provenance, indent=2))
     print(f"final model: {model_dir}  (word checkpoints: {', '.join(sorted(p.name for p in run.glob('chck_*'))) or 'none'})")
     print(f"evaluate with the BabyLM pipeline: --model_path_or_name {model_dir} --backend mlm")
+    if hub_cache or push_to_hub:
+        from trainer.hub import find_revisions, publish
+
+        try:
+            publish(hub_cache, push_to_hub, find_revisions(run, model_dir), hub_cache_dir)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

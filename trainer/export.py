@@ -3,6 +3,12 @@
     python -m trainer.export runs/final runs/final_hf                     # a run folder: its latest checkpoint
     python -m trainer.export runs/final/checkpoints/step_00000300 out     # one checkpoint (folder or state.pt)
     python -m trainer.export runs/final out --weights raw --tokenizer <prepared data folder or tokenizer.json>
+    python -m trainer.export runs/final out --hub-cache <org>/<name>    # + revisions in the HF cache
+    python -m trainer.export runs/final out --push-to-hub <org>/<name>  # + revisions as Hub branches
+
+With `--hub-cache` / `--push-to-hub` (trainer/hub.py) the run folder's `chck_<N>M` exports become
+revisions of one repository and the new export its `main`: laid out offline in the Hugging Face
+cache (`--hub-cache-dir`, default $HF_HUB_CACHE), or uploaded as branches when logged in.
 
 The tokenizer is the run's: `--tokenizer`, else the data folder the run recorded (the checkpoint's
 `data_root`, the run folder's data.json or a sweep's sweep.json above the checkpoint), else the
@@ -453,6 +459,17 @@ def checkpoint_metrics(checkpoint_file: Path, step: int | None) -> dict | None:
     return None
 
 
+def run_folder(source: Path, checkpoint_file: Path) -> Path | None:
+    """The run folder (where the loop writes chck_* exports) of a source given to the CLI: the
+    source itself when it is a folder above its checkpoint, else run/ of run/checkpoints/step_N."""
+    checkpoint_dir = checkpoint_file.absolute().parent
+    if source.is_dir() and source.absolute() != checkpoint_dir:
+        return source
+    if checkpoint_dir.parent.name == "checkpoints":
+        return checkpoint_dir.parent.parent
+    return None
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, like every other input error
         print(f"error: {message}", file=sys.stderr)
@@ -467,11 +484,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing export")
     parser.add_argument("--tokenizer", help="the run's prepared data folder or tokenizer.json (default: found from the run)")
     parser.add_argument("--cache-dir", help="data cache to search for the run's tokenizer (default: $MDLM_CACHE_DIR or ~/.cache/mdlm-sweeps)")
+    from trainer import hub
+
+    hub.add_publish_flags(parser)
     args = parser.parse_args(argv)
 
     try:
         out_dir = Path(args.out).absolute()
         check_target(out_dir, args.overwrite)  # before the (slow) checkpoint read
+        hub.check_publish_flags(args.hub_cache, args.push_to_hub)  # names and login, before writing
         checkpoint_file = find_checkpoint_file(Path(args.source))
         if checkpoint_file.absolute().is_relative_to(out_dir):
             raise ExportError(f"the checkpoint {checkpoint_file} lies inside the output folder {out_dir}")
@@ -503,13 +524,19 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(state, dict):
             raise ExportError(f"{checkpoint_file} holds no {args.weights} weights")
         path = export_model(state, config, tokenizer_path, out_dir, provenance, overwrite=args.overwrite)
+        print(path)
+        if args.hub_cache or args.push_to_hub:
+            run = run_folder(Path(args.source), checkpoint_file)
+            revisions = hub.find_revisions(run, path) if run is not None else {hub.MAIN: path}
+            if len(revisions) == 1:
+                print(f"note: no {hub.CHECKPOINT_PREFIX}* exports beside {args.source}: only 'main' is written")
+            hub.publish(args.hub_cache, args.push_to_hub, revisions, args.hub_cache_dir)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. an output folder we may not write
         print(f"error: {exc.strerror or exc}: {exc.filename or args.out}", file=sys.stderr)
         return 2
-    print(path)
     return 0
 
 
