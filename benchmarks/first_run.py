@@ -115,7 +115,10 @@ def main(argv=None) -> int:
     parser.add_argument("--sweep", type=Path, help="a finished default sweep's folder to read the trials of")
     parser.add_argument("--run-sweep", action="store_true", help="run the default sweep here too (5-15 minutes)")
     parser.add_argument("--train-args", default="", help="extra `trainer.train` arguments (default: none, as the README)")
+    parser.add_argument("--quick", action="store_true", help="a 300-step run (about 1.5 minutes): the curve's start only")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.train_args = f"--max-steps 300 {args.train_args}"
     common.quiet_local_environment()
     rows = []
     with tempfile.TemporaryDirectory(prefix="first-run-") as tmp:

@@ -12,8 +12,9 @@ Benchmarks, in order (cheapest first):
   data         preparation, tokenisation, shard writing, loader vs trainer     (delivery_over_consumption)
   scale        BabyLM-sized preparation, 10M and 100M words (--quick: 10M)     (prepare_s, peak_rss_mb)
   sweep        share of a sweep's wall time in training, trial start-up        (train_share, trial_startup_s)
+  first_run    the README's `python -m trainer.train`: pairs_acc and minutes   (pairs_acc, minutes_to_target)
   search       tokens to a near-optimal point: TPE+ASHA, random+ASHA vs grid   (tpe_asha_ratio)
-Times on a 2-core CPU: --quick about 14 minutes in all; the full set about 82 minutes (scale
+Times on a 2-core CPU: --quick about 16 minutes in all; the full set about 88 minutes (scale
 generates its corpora once, ~1 minute, kept in /tmp/mdlm-data-scale).
 
 Not in this list, because it compares two versions of the code: `model_revision.py --reference
@@ -39,6 +40,7 @@ BENCHMARKS = {
     "data": "data_throughput.py",
     "scale": "data_scale.py",
     "sweep": "sweep_overhead.py",
+    "first_run": "first_run.py",
     "search": "search_efficiency.py",
 }
 # Headline figures per JSON line kind, and the fields that name one measurement.
@@ -49,6 +51,7 @@ HEADLINES = {
     "data_scale": (("label",), ("prepare_s", "tokenizer_s", "encode_s", "peak_rss_mb", "second_prepare_s")),
     "sweep_overhead": (("runner",), ("train_share", "overhead_share", "trial_startup_s", "wall_s")),
     "search_efficiency": ((), ("tpe_asha_ratio", "random_asha_ratio")),
+    "first_run": (("run", "trial"), ("pairs_acc", "minutes_to_target", "wall_minutes")),
 }
 
 
