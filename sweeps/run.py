@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrent", type=int, default=0, help="at most this many trials at once (0: as resources allow)")
     # 600: the default `tiny` trial on the built-in corpus learns the pairs' agreement only after
     # ~500 steps (benchmarks/first_run.py: at 120 every trial scored at chance, 0.49-0.54, so the
-    # sweep ranked noise); with ASHA a 2-core CPU runs the 8 trials in about 10 minutes.
+    # sweep ranked noise); with ASHA a 2-core CPU runs the 8 trials in about 13 minutes.
     p.add_argument("--max-steps", type=int, default=600, help="per-trial budget in optimizer steps")
     p.add_argument("--max-words", help="per-trial budget in words of training text seen, e.g. 2M (replaces --max-steps)")
     # 3: with ASHA's halving the evaluations fall at its two decision points (1/3 and 2/3 of the
