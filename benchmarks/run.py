@@ -19,6 +19,9 @@ generates its corpora once, ~1 minute, kept in /tmp/mdlm-data-scale).
 
 Not in this list, because it compares two versions of the code: `model_revision.py --reference
 REV` times evaluation and a training step with trainer/model.py at REV against the working copy.
+Nor those that need a checkout of another project: `reference_speed.py --reference-path` (the
+reference implementation's training step beside ours) and `official_eval.py --pipeline-path` (the
+official BabyLM 2026 pipeline on every revision of a run, beside our own pairs_acc, and AoA).
 """
 
 from __future__ import annotations

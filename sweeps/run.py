@@ -56,7 +56,7 @@ from trainer.cli import ArgumentParser
 from trainer.config import TrainConfig
 from trainer.data.validation import validation_rows
 from trainer.errors import UserError
-from trainer.train import check_reachable, connect_ray, parse_overrides
+from trainer.train import apply_overrides, check_reachable, connect_ray, parse_overrides
 
 
 def default_wandb_mode() -> str:
@@ -169,7 +169,7 @@ def base_config(args, space: SearchSpace) -> TrainConfig:
     data.update(max_steps=args.max_steps, eval_every=eval_every, checkpoint_every=eval_every, seed=args.seed)
     if args.max_words is not None:
         data["max_words"] = parse_word_count(args.max_words)
-    data.update(parse_overrides(args.set or []))
+    apply_overrides(data, parse_overrides(args.set or []))
     return apply_values(TrainConfig.parse(data), space.fixed)
 
 

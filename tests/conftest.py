@@ -31,6 +31,49 @@ TOY_WORDS = "the a cat dog sees likes runs big small red blue house tree old new
 SMALL_MODEL = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "cond_dim": 16, "time_embedding_dim": 16}
 
 
+# The prologue of a script that must run as the BabyLM pipeline runs exported code: in a fresh
+# interpreter with our packages blocked (the editable install would find them from anywhere).
+BLOCK_PROJECT = r'''
+import importlib.abc, sys
+
+class BlockProject(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("trainer", "sweeps", "search_spaces"):
+            raise ImportError(f"{name} is blocked: exported code must run without the training package")
+        return None
+
+sys.meta_path.insert(0, BlockProject())
+try:
+    import trainer  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("the training package is importable in the loader process")
+'''
+
+
+def run_without_project(script: str, spec: dict, root, **env) -> tuple[float, str]:
+    """Run BLOCK_PROJECT + `script` with `spec` (written to root/spec.json) as argv[1], from an empty
+    folder, offline, on one thread, without PYTHONPATH or a Hub token; assert it succeeded and
+    return (its seconds, its stderr). `env` adds variables (HF_HOME defaults to root/hf_home)."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    (root / "spec.json").write_text(json.dumps(spec))
+    workdir = root / "loader_cwd"
+    workdir.mkdir(exist_ok=True)
+    child_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HF_TOKEN")}
+    child_env.update(HF_HOME=str(root / "hf_home"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+                     OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", **env)
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", BLOCK_PROJECT + script, str(root / "spec.json")], cwd=workdir,
+                          env=child_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return time.perf_counter() - start, proc.stderr
+
+
 def write_toy_corpus(folder, seed=0, train_lines=1500, dev_lines=200):
     """A BabyLM-layout folder of random sentences over a 15-word vocabulary."""
     import random

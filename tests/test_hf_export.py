@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import run_without_project
 import torch
 
 pytest.importorskip("transformers", reason="transformers is not installed (pip install -e '.[hf]')")
@@ -40,21 +41,7 @@ TOLERANCE = 1e-4  # fp32: the same operations in the same order; observed differ
 # Run in a fresh interpreter from a temporary folder: blocks our packages, then loads every
 # exported folder exactly as the pipeline does and saves what it computed.
 LOADER = r'''
-import importlib.abc, json, os, sys
-
-class BlockProject(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("trainer", "sweeps", "search_spaces"):
-            raise ImportError(f"{name} is blocked: an export must load without the training package")
-        return None
-
-sys.meta_path.insert(0, BlockProject())
-try:
-    import trainer  # noqa: F401
-except ImportError:
-    pass
-else:
-    raise SystemExit("the training package is importable in the loader process")
+import json, os, sys
 
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoProcessor, AutoTokenizer
@@ -253,21 +240,12 @@ def loaded(run):
         "score_pairs": {policy: True for policy in POLICIES},
         "out": str(root / "loaded.pt"),
     }
-    (root / "spec.json").write_text(json.dumps(spec))
-    workdir = root / "loader_cwd"
-    workdir.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HOME=str(root / "hf_home"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", LOADER, str(root / "spec.json")], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    print(f"\nloader subprocess: {time.perf_counter() - start:.1f} s")
+    seconds, stderr = run_without_project(LOADER, spec, root)
+    print(f"\nloader subprocess: {seconds:.1f} s")
     return {
         "results": torch.load(root / "loaded.pt", weights_only=False),
         "noisy": noisy, "ids": ids, "masked": masked, "pairs": pairs, "sentences": sentences,
-        "tokenizer": tokenizer, "plain_model": plain_model, "stderr": proc.stderr,
+        "tokenizer": tokenizer, "plain_model": plain_model, "stderr": stderr,
     }
 
 

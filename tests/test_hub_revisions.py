@@ -13,12 +13,11 @@ import contextlib
 import io
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from conftest import run_without_project
 import torch
 
 pytest.importorskip("transformers", reason="transformers is not installed (pip install -e '.[hf]')")
@@ -30,10 +29,9 @@ from trainer.config import TrainConfig  # noqa: E402
 from trainer.data.sources import resolve_data  # noqa: E402
 from trainer.data.tokenizer import BOS_ID, MASK_ID, NUM_SPECIAL_TOKENS, PAD_ID, load_tokenizer  # noqa: E402
 from trainer.evaluate import eval_time  # noqa: E402
-from trainer.export import MODEL_TYPE, NETWORK_PREFIX, TIED_KEY, main as export_main  # noqa: E402
+from trainer.export import MODEL_TYPE, load_network, main as export_main  # noqa: E402
 from trainer.checkpoint import load_checkpoint  # noqa: E402
 from trainer.loop import train_loop  # noqa: E402
-from trainer.model import build_model  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -45,15 +43,7 @@ TINY_MODEL = {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_
 SENTENCES = ["The cat sat on the mat.", "Children like to play outside in the park.", "She gave him the book yesterday."]
 
 LOADER = r'''
-import importlib.abc, json, sys
-
-class BlockProject(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("trainer", "sweeps", "search_spaces"):
-            raise ImportError(f"{name} is blocked: a revision must load without the training package")
-        return None
-
-sys.meta_path.insert(0, BlockProject())
+import json, sys
 import torch
 from huggingface_hub import constants
 from transformers import AutoModelForMaskedLM, AutoProcessor, AutoTokenizer
@@ -130,13 +120,7 @@ def folder_of(run, rev: str) -> Path:
 
 def our_model(folder: Path, config: TrainConfig):
     """The trainer's network with the weights of an exported folder."""
-    from safetensors.torch import load_file
-
-    state = {name.removeprefix(NETWORK_PREFIX): tensor for name, tensor in load_file(folder / "model.safetensors").items()}
-    state[TIED_KEY] = state["embedding.word_embedding.weight"]
-    model = build_model(config.model, state["embedding.word_embedding.weight"].shape[0])
-    model.load_state_dict(state)
-    return model.eval()
+    return load_network(folder, config.model)
 
 
 def trainer_logits(model, noisy, ids, masked, config):
@@ -166,17 +150,8 @@ def loaded(run):
         "input_ids": noisy.tolist(), "attention_mask": (noisy != PAD_ID).long().tolist(),
         "texts": SENTENCES, "out": str(root / "loaded.pt"),
     }
-    (root / "spec.json").write_text(json.dumps(spec))
-    workdir = root / "loader_cwd"
-    workdir.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HF_TOKEN")}
-    env.update(HF_HOME=str(root / "hf_home"), HF_HUB_CACHE=str(run["hub_cache"]), HF_HUB_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", LOADER, str(root / "spec.json")], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    print(f"\nloader subprocess: {time.perf_counter() - start:.1f} s")
+    seconds, stderr = run_without_project(LOADER, spec, root, HF_HUB_CACHE=str(run["hub_cache"]))
+    print(f"\nloader subprocess: {seconds:.1f} s")
     return {"results": torch.load(root / "loaded.pt", weights_only=False), "noisy": noisy, "ids": ids, "masked": masked}
 
 

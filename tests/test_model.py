@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import BLOCK_PROJECT
 from trainer.config import PRESETS, ModelConfig
 from trainer.model import (
     DiffusionLM,
@@ -428,20 +429,10 @@ def test_bf16_autocast_cpu() -> None:
 
 # --- self-contained: the Hugging Face export ships this file verbatim ----------------------
 
-STANDALONE = r"""
-import importlib.abc, json, os, sys
+STANDALONE = BLOCK_PROJECT + r"""
+import json, os
 from types import SimpleNamespace
 
-
-class BlockProject(importlib.abc.MetaPathFinder):
-    # The editable install would otherwise find our packages from anywhere.
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("trainer", "sweeps", "search_spaces"):
-            raise ImportError(f"{name} is blocked: model.py must not import the project")
-        return None
-
-
-sys.meta_path.insert(0, BlockProject())
 folder, config, out, project = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
 assert project not in [os.path.realpath(p) for p in sys.path] and "" not in sys.path, sys.path
 sys.path.insert(0, folder)

@@ -60,6 +60,9 @@ def test_two_ray_train_workers_on_cpu(toy, tmp_path):
     [
         (["--set", "derivative_power=7"], "derivative_power"),
         (["--set", "no_such_field=1"], "unknown config field 'no_such_field'"),
+        (["--set", "model.no_such_field=1"], "model.no_such_field"),
+        (["--set", "model.dropout=2"], "model.dropout"),
+        (["--set", "optimizer.lr=1"], "only architecture fields take a dotted name"),
         (["--corpus", "/nonexistent/folder"], "does not exist"),
         (["--config", "/nonexistent.json"], "does not exist"),
         (["--workers", "0"], "--workers"),
@@ -72,3 +75,20 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_set_reaches_architecture_fields_and_preset_resets_them():
+    """`--set model.<field>` changes one field of the preset's architecture; `--set preset=<name>`
+    is --preset (the architecture becomes that preset's, not the old one under a new label)."""
+    from trainer.config import PRESETS, TrainConfig
+    from trainer.train import apply_overrides
+
+    def config(**overrides):
+        return TrainConfig.parse(apply_overrides(TrainConfig().as_dict(), overrides))
+
+    assert config(**{"model.dropout": 0.2}).model == PRESETS["tiny"].model_copy(update={"dropout": 0.2})
+    assert config(preset="small").model == PRESETS["small"]
+    # The preset is applied first, whatever the order of the flags.
+    both = config(**{"model.dropout": 0.0}, preset="small")
+    assert both.preset == "small" and both.model == PRESETS["small"].model_copy(update={"dropout": 0.0})
+    assert config(preset="tiny").model == PRESETS["tiny"]  # same preset: nothing reset

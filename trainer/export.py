@@ -360,6 +360,18 @@ def export_model(
     return out_dir
 
 
+def load_network(folder: str | Path, model_config) -> torch.nn.Module:
+    """The trainer's own DiffusionLM with an export's weights (the inverse of `hf_state_dict`), in
+    eval mode: what a check compares the exported folder's transformers model against."""
+    from safetensors.torch import load_file
+
+    state = {name.removeprefix(NETWORK_PREFIX): tensor for name, tensor in load_file(Path(folder) / WEIGHTS_FILE).items()}
+    state[TIED_KEY] = state["embedding.word_embedding.weight"]
+    model = build_model(model_config, state["embedding.word_embedding.weight"].shape[0])
+    model.load_state_dict(state)
+    return model.eval()
+
+
 # --------------------------------------------------------------------------------------
 # CLI: find the checkpoint and its tokenizer
 # --------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from trainer.cli import ArgumentParser
 from trainer.budget import parse_checkpoint_words, parse_word_count, resolve_max_steps
-from trainer.config import ConfigError, TrainConfig
+from trainer.config import PRESETS, ConfigError, TrainConfig
 from trainer.data.sources import default_cache_dir, resolve_data
 from trainer.errors import UserError
 from trainer.checkpoint import check_resume_compatible
@@ -184,6 +184,31 @@ def parse_overrides(pairs: list[str]) -> dict:
     return overrides
 
 
+def apply_overrides(data: dict, overrides: dict) -> dict:
+    """Apply `--set` values to a config dict. `preset=<name>` resets the architecture to that
+    preset's, as --preset does; `model.<field>=<value>` sets one architecture field (after any
+    preset change), e.g. `--set model.dropout=0.1`."""
+    overrides = dict(overrides)
+    if "preset" in overrides:
+        preset = overrides.pop("preset")
+        if preset != data.get("preset") or not isinstance(data.get("model"), dict):
+            data["preset"], data["model"] = preset, None
+    for key, value in overrides.items():
+        section, dotted, field = key.partition(".")
+        if not dotted:
+            data[key] = value
+            continue
+        if section != "model" or not field or "." in field:
+            raise ConfigError(f"--set {key}: only architecture fields take a dotted name (model.<field>)")
+        if not isinstance(data.get("model"), dict):
+            preset = data.get("preset", TrainConfig.model_fields["preset"].default)
+            if preset not in PRESETS:
+                raise ConfigError(f"preset: '{preset}' is not one of {', '.join(PRESETS)}")
+            data["model"] = PRESETS[preset].model_dump(mode="json")
+        data["model"] = {**data["model"], field: value}
+    return data
+
+
 def build_config(args: argparse.Namespace) -> TrainConfig:
     config = TrainConfig.from_json_file(args.config) if args.config else TrainConfig()
     data = config.as_dict()
@@ -196,7 +221,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         data["max_words"] = parse_word_count(args.max_words)
     if args.checkpoint_words is not None:
         data["checkpoint_words"] = parse_checkpoint_words(args.checkpoint_words)
-    data.update(parse_overrides(args.set or []))
+    apply_overrides(data, parse_overrides(args.set or []))
     return TrainConfig.parse(data)
 
 
