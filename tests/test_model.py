@@ -12,7 +12,7 @@ from conftest import BLOCK_PROJECT
 from trainer.config import PRESETS, ModelConfig
 from trainer.model import (
     DiffusionLM,
-    bucket_range,
+    bucket_ranges,
     build_model,
     count_parameters,
     log_bucket_position,
@@ -287,11 +287,22 @@ def test_an_all_true_attention_mask_is_no_mask() -> None:
 
 
 @pytest.mark.parametrize("bucket_size,max_position", [(32, 512), (8, 64), (4, 16)])
-def test_bucket_range_is_the_rows_a_length_uses(bucket_size: int, max_position: int) -> None:
+def test_bucket_ranges_are_the_rows_a_length_uses(bucket_size: int, max_position: int) -> None:
     full = relative_position_indices(bucket_size, max_position)
-    for length in (1, 2, 3, bucket_size // 2, bucket_size // 2 + 1, bucket_size, max_position // 2, max_position):
+    ranges = bucket_ranges(bucket_size, max_position)
+    assert len(ranges) == max_position
+    for length in range(1, max_position + 1):
         used = full[:length, :length]
-        assert bucket_range(length, bucket_size, max_position) == (int(used.min()), int(used.max())), length
+        assert ranges[length - 1] == (int(used.min()), int(used.max())), length
+    assert all(type(v) is int for pair in ranges for v in pair)  # plain ints: constants under compile
+
+
+def test_bucket_ranges_of_a_model_built_on_the_meta_device() -> None:
+    """The export checks weights against a network built on the meta device: the per-length
+    table is still real ints there."""
+    with torch.device("meta"):
+        model = build_model(TINY, VOCAB)
+    assert model.bucket_ranges == bucket_ranges(TINY.position_bucket_size, TINY.max_position)
 
 
 @pytest.mark.parametrize("length", [3, 7, 20])

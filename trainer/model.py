@@ -26,7 +26,6 @@ imports inside `if` blocks too, and would demand the training package.)
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Protocol
 
@@ -92,15 +91,19 @@ def relative_position_indices(bucket_size: int, max_position: int) -> Tensor:
     return log_bucket_position(relative, bucket_size, max_position) + bucket_size - 1
 
 
-@functools.lru_cache(maxsize=None)  # a pure function of three ints, asked for on every forward
-def bucket_range(length: int, bucket_size: int, max_position: int) -> tuple[int, int]:
-    """First and last row of the relative table that a length-`length` sequence uses.
+def bucket_ranges(bucket_size: int, max_position: int) -> list[tuple[int, int]]:
+    """For every length n = 1..max_position, the first and last row of the relative table that a
+    length-n sequence uses (entry n - 1), as plain ints.
 
-    Buckets are non-decreasing in i - j, so the distances |i - j| <= length - 1 use exactly the
-    rows from bucket(-(length - 1)) to bucket(length - 1). Computed on the CPU: no device sync.
+    Buckets are non-decreasing in i - j, so the distances |i - j| <= n - 1 use exactly the rows
+    from bucket(-(n - 1)) to bucket(n - 1). Computed once, on the CPU whatever the default
+    device (a model built on the meta device too): looking a length up costs no device sync,
+    and under torch.compile it is a constant, not a traced computation.
     """
-    ends = log_bucket_position(torch.tensor([1 - length, length - 1]), bucket_size, max_position) + bucket_size - 1
-    return int(ends[0]), int(ends[1])
+    distances = torch.arange(max_position, device="cpu")
+    first = (log_bucket_position(-distances, bucket_size, max_position) + bucket_size - 1).tolist()
+    last = (log_bucket_position(distances, bucket_size, max_position) + bucket_size - 1).tolist()
+    return list(zip(first, last))
 
 
 # --------------------------------------------------------------------------------------
@@ -401,6 +404,7 @@ class DiffusionLM(nn.Module):
             relative_position_indices(config.position_bucket_size, config.max_position),
             persistent=False,
         )
+        self.bucket_ranges = bucket_ranges(config.position_bucket_size, config.max_position)
         self._init_weights()
 
     @torch.no_grad()
@@ -467,7 +471,7 @@ class DiffusionLM(nn.Module):
 
         h, relative = self.embedding(input_ids)
         # Only the table rows these distances use (15 of 63 for an 8-token sentence).
-        first, last = bucket_range(length, self.config.position_bucket_size, self.config.max_position)
+        first, last = self.bucket_ranges[length - 1]
         relative = relative[first : last + 1]
         indices = self.position_indices[:length, :length] - first
         for layer in self.layers:
