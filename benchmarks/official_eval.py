@@ -256,6 +256,10 @@ def main(argv=None) -> int:
     args.pipeline_path = args.pipeline_path.absolute()
     if not (args.pipeline_path / "evaluation_pipeline" / "sentence_zero_shot" / "run.py").is_file():
         raise SystemExit(f"error: {args.pipeline_path} is not the pipeline's root (no evaluation_pipeline/sentence_zero_shot/run.py)")
+    if not (args.run / "config.json").is_file():
+        raise SystemExit(f"error: {args.run} is not a run folder (no config.json)")
+    if not (args.main / "config.json").is_file():
+        raise SystemExit(f"error: {args.main} is not a model folder (no config.json)")
     config = TrainConfig.parse(json.loads((args.run / "config.json").read_text()))
     repo = args.repo or f"babylm-check/{file_stem(args.run.resolve().name).replace('_', '-')}"
     name = hub.parse_repo_id(repo)[1]
@@ -263,6 +267,9 @@ def main(argv=None) -> int:
     revisions = hub.find_revisions(args.run, args.main)
     if args.revisions:
         wanted = args.revisions.split(",")
+        unknown = [name for name in wanted if name not in revisions]
+        if unknown:
+            raise SystemExit(f"error: no revision {unknown[0]} in this run (it has {', '.join(revisions)})")
         revisions = {k: v for k, v in revisions.items() if k in wanted}
     hub.write_hub_cache(repo, hub.find_revisions(args.run, args.main), args.out / "hub")
     print(f"{repo}: revisions {', '.join(revisions)} in {args.out / 'hub'}  (load {common.load_average()})", flush=True)
