@@ -284,6 +284,7 @@ def main(argv=None) -> int:
     by_file = write_pairs(pairs, args.out / "data" / DATASET)
     print(f"pairs: {len(tuning)} tuning + {len(held_out)} held-out from {pairs_dir}, {len(by_file)} paradigms", flush=True)
 
+    in_file_order = [p for group in by_file.values() for p in group]
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     records = []
@@ -293,8 +294,7 @@ def main(argv=None) -> int:
         seconds = run_pipeline(args, "evaluation_pipeline.sentence_zero_shot.run", flags, logs / f"blimp_{rev}.log")
         results = args.out / "results" / name / rev / "zero_shot" / "mlm" / "blimp" / DATASET
         predictions = pipeline_predictions(results)
-        ours = dict(zip(map(id, [p for group in by_file.values() for p in group]),
-                        our_scores(folder, config, [p for group in by_file.values() for p in group])))
+        ours = dict(zip(map(id, in_file_order), our_scores(folder, config, in_file_order)))
         theirs_right, ours_right, ties, agree = {}, {}, 0, 0
         for stem, group in by_file.items():
             chosen = predictions[stem]
