@@ -16,6 +16,18 @@ five evenly spaced points). `optional: true` parameters are searched only when a
 conditional on other parameters' values (a define-by-run space for Optuna). A name may be a
 dotted path into the config, e.g. `model.time_conditioning`.
 
+A space may also be a *study*: the paper's ablation run as a grid over several seeds.
+
+    study:
+      seeds: 3                                       # every grid point trains with seeds 0, 1, 2
+      paper:                                         # what the paper reports, to compare signs with
+        source: "BabyLM 2025 paper, Table 2 (100M words)"
+        metric: BLiMP
+        points: [{values: {derivative_power: 0.0}, score: 78.28}, {values: {derivative_power: 1.0}, score: 68.13}]
+
+`python sweeps/run.py --space <study>` then trains every grid point with every seed (no early
+stopping, no search) and writes the study table (sweeps/study.py).
+
 Every space is validated against the config schema before anything runs: unknown fields,
 empty ranges, wrong types and out-of-range bounds are one-line `SpaceError`s.
 """
@@ -117,6 +129,7 @@ class SearchSpace:
     fixed: dict
     params: tuple[Param, ...]
     source: str = ""
+    study: dict | None = None  # {"seeds": int, "paper": {...}} for a study space (see the module docstring)
 
     def active_params(self, include_optional: bool = False) -> list[Param]:
         return [p for p in self.params if include_optional or not p.optional]
@@ -192,8 +205,11 @@ class SearchSpace:
 
     def as_data(self) -> dict[str, Any]:
         """The space as its file writes it: {description, fixed, search: {name: parameter}}."""
-        return {"description": self.description, "fixed": dict(self.fixed),
+        data = {"description": self.description, "fixed": dict(self.fixed),
                 "search": {p.name: p.as_data() for p in self.params}}
+        if self.study is not None:
+            data["study"] = self.study
+        return data
 
     def describe(self) -> str:
         lines = [f"{self.name}: {self.description}"]
@@ -277,9 +293,9 @@ def parse_space(data: Any, name: str, source: str) -> SearchSpace:
     """Build and validate a space from parsed YAML/JSON."""
     if not isinstance(data, dict):
         raise SpaceError(f"{source}: a search space must be a mapping with 'search' (and optional 'fixed', 'description')")
-    unknown = set(data) - {"description", "fixed", "search"}
+    unknown = set(data) - {"description", "fixed", "search", "study"}
     if unknown:
-        raise SpaceError(f"{source}: unknown top-level key(s) {sorted(unknown)}; allowed: description, fixed, search")
+        raise SpaceError(f"{source}: unknown top-level key(s) {sorted(unknown)}; allowed: description, fixed, search, study")
     search = data.get("search")
     if not isinstance(search, dict) or not search:
         raise SpaceError(f"{source}: 'search' must map at least one config field to a parameter")
@@ -294,9 +310,44 @@ def parse_space(data: Any, name: str, source: str) -> SearchSpace:
     if overlap:
         raise SpaceError(f"{source}: field(s) {sorted(overlap)} are both fixed and searched")
     params = tuple(_parse_param(source, key, spec) for key, spec in search.items())
-    space = SearchSpace(name=name, description=str(data.get("description", "")), fixed=dict(fixed), params=params, source=source)
+    study = _parse_study(source, data["study"], params) if data.get("study") is not None else None
+    space = SearchSpace(name=name, description=str(data.get("description", "")), fixed=dict(fixed), params=params,
+                        source=source, study=study)
     _check_against_config(space)
     return space
+
+
+def _parse_study(source: str, study: Any, params: tuple[Param, ...]) -> dict:
+    """A study's settings: at least 2 seeds (a difference over one seed has no interval), and the
+    paper's scores for points of the space's grid."""
+    where = f"{source}: study"
+    if not isinstance(study, dict) or set(study) - {"seeds", "paper"}:
+        raise SpaceError(f"{where} must be a mapping with 'seeds' and optional 'paper'")
+    seeds = study.get("seeds")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
+        raise SpaceError(f"{where}: 'seeds' must be a whole number of at least 2, got {seeds!r}")
+    paper = study.get("paper") or {}
+    if not isinstance(paper, dict) or set(paper) - {"source", "metric", "points", "direction"}:
+        raise SpaceError(f"{where}: 'paper' must be a mapping with 'source', 'metric', 'points' (and 'direction')")
+    # The sign of (first point - second point) the paper reports, for when its numbers are not at hand.
+    direction = paper.get("direction")
+    if direction not in (None, 1, -1):
+        raise SpaceError(f"{where}: paper 'direction' must be 1 (the first point scores higher) or -1, got {direction!r}")
+    names = {p.name for p in params}
+    points = paper.get("points") or []
+    if not isinstance(points, list):
+        raise SpaceError(f"{where}: paper 'points' must be a list")
+    for point in points:
+        if not isinstance(point, dict) or not isinstance(point.get("values"), dict) or set(point) - {"values", "score"}:
+            raise SpaceError(f"{where}: each paper point needs 'values' (a mapping) and 'score' (a number or null)")
+        if set(point["values"]) - names:
+            raise SpaceError(f"{where}: paper point {point['values']} names parameters the space does not search")
+        score = point.get("score")
+        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+            raise SpaceError(f"{where}: paper score {score!r} is not a number")
+    return {"seeds": seeds, "paper": {"source": str(paper.get("source", "")), "metric": str(paper.get("metric", "")),
+                                      "direction": direction,
+                                      "points": [{"values": dict(p["values"]), "score": p.get("score")} for p in points]}}
 
 
 def _check_against_config(space: SearchSpace) -> None:

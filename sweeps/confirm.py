@@ -21,51 +21,14 @@ import statistics
 from sweeps import storage
 from sweeps.results import CONFIRM_DIR, CONFIRMATION_FILE, rank, read_trials, reported
 from sweeps.spec import SweepSpec
+from sweeps.stats import CONFIDENCE, paired_difference, student_t_cdf, student_t_quantile  # noqa: F401 (re-exported)
 from sweeps.trial import GRID_KEY
 from sweeps.tuning import reuse_actors, run_config, trainable
 
-CONFIDENCE = 0.95
 FRESH_SEED_OFFSET = 1000  # confirmation seeds never coincide with the sweep's own seed
 
 
 # --- statistics (pure) --------------------------------------------------------------
-
-
-def student_t_cdf(t: float, df: int) -> float:
-    """P(T <= t) for Student's t with `df` degrees of freedom (Simpson's rule on the density)."""
-    if t < 0:
-        return 1.0 - student_t_cdf(-t, df)
-    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-
-    def density(x: float) -> float:
-        return math.exp(log_norm - (df + 1) / 2 * math.log1p(x * x / df))
-
-    n = 2000  # even; the density is smooth, so the error is far below what matters here
-    h = t / n
-    total = density(0.0) + density(t) + sum((4 if i % 2 else 2) * density(i * h) for i in range(1, n))
-    return 0.5 + total * h / 3
-
-
-def student_t_quantile(p: float, df: int) -> float:
-    """The t value with P(T <= t) = p, by bisection (0.5 < p < 1)."""
-    low, high = 0.0, 1000.0
-    for _ in range(80):
-        middle = (low + high) / 2
-        if student_t_cdf(middle, df) < p:
-            low = middle
-        else:
-            high = middle
-    return (low + high) / 2
-
-
-def paired_difference(winner: list[float], runner_up: list[float], level: float = CONFIDENCE) -> dict:
-    """Mean of winner - runner-up over matched seeds and its t interval."""
-    diffs = [a - b for a, b in zip(winner, runner_up)]
-    mean = statistics.fmean(diffs)
-    if len(diffs) < 2:
-        return {"mean": mean, "ci_low": -math.inf, "ci_high": math.inf, "level": level, "n": len(diffs)}
-    half = student_t_quantile(0.5 + level / 2, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "level": level, "n": len(diffs)}
 
 
 def summarize(configs: list[dict], metric: str, mode: str, seeds: list[int]) -> dict:

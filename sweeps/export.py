@@ -147,6 +147,16 @@ def export_sweep(experiment: str, top: int = 5, quiet: bool = False, pick: str |
     if noise:
         document["provenance"]["noise"] = noise
     gain = None if front else baseline_statement(rank(rows, spec), spec)
+    document["provenance"]["early_stopping_decided_on"] = (
+        None if spec.search.scheduler == "none" else {"metric": spec.decision.metric, "mode": spec.decision.mode})
+    document["provenance"]["eval_precision"] = best.get("eval_precision")
+    verdicts = {}
+    for key, found in (("winner_vs_runner_up", None if front else winner_against_runner_up(rows, spec)),
+                       ("best_vs_baseline", None if front else best_against_baseline(rank(rows, spec), spec))):
+        if found is not None and found[0] is not found[1]:
+            verdicts[key] = {"a": found[0]["trial_id"], "b": found[1]["trial_id"], **comparison_record(found[2])}
+    if verdicts:
+        document["provenance"]["verdicts"] = verdicts
     if gain:
         document["provenance"]["gain_over_baseline"] = gain
     storage.write_text(best_path, json.dumps(document, indent=2))
@@ -197,6 +207,18 @@ def noise_statement(rows: list[dict], spec: SweepSpec) -> str | None:
     best, runner_up, comparison = found
     return comparison.words(spec.metric, f"trial {best['trial_id']} ({best['state']})",
                             f"the runner-up {runner_up['trial_id']} ({runner_up['state']})")
+
+
+def comparison_record(comparison) -> dict:
+    """A comparison as numbers (difference = a's lead in the metric's better direction): the paired
+    test over shared items when there was one (the verdict), and the unpaired combined-SE figure."""
+    def numbers(c):
+        return {"difference": c.difference, "se": c.se, "z": c.z, "distinguishable": c.distinguishable}
+
+    if comparison.paired_over:
+        return {"test": "paired", "paired_over": comparison.paired_over, **numbers(comparison),
+                "unpaired": numbers(comparison.unpaired) if comparison.unpaired is not None else None}
+    return {"test": "unpaired", **numbers(comparison)}
 
 
 def pareto_table(front: list[dict], spec: SweepSpec) -> str:

@@ -13,6 +13,9 @@
     metrics    the last reported result (numbers only)
     history    every reported result (numbers only), in order
     path       the trial's folder
+    eval_precision  the precision its metrics were computed in (None: not recorded)
+    items      per evaluation, what a paired comparison needs (trainer/eval_items.py), with its
+               step ([] when none were reported)
 
 and the rest of this module ranks them, finds a Pareto front and applies a confirmation.
 """
@@ -27,7 +30,7 @@ from typing import Sequence
 
 from sweeps import storage
 from sweeps.spec import Objective, SweepError, SweepSpec
-from sweeps.stats import Comparison, compare, kendall_tau
+from sweeps.stats import Comparison, compare, kendall_tau, paired_on_items
 from sweeps.trial import is_baseline, trial_config, trial_values
 
 CONFIRMATION_FILE = "confirmation.json"
@@ -63,6 +66,8 @@ def read_trials(spec: SweepSpec, experiment: str | None = None) -> list[dict]:
             "metrics": last,
             "history": history,
             "path": trial.path,
+            "eval_precision": (trial.last_result or {}).get("eval_precision"),
+            "items": _items_of(trial),
         })
     rows.sort(key=lambda row: row["number"])
     for row in rows:  # the base config's trial, queued first (run.py: baseline_point)
@@ -71,6 +76,24 @@ def read_trials(spec: SweepSpec, experiment: str | None = None) -> list[dict]:
     if first is not None:
         first["baseline"] = True
     return rows
+
+
+def _items_of(trial) -> list[dict]:
+    """Every evaluation's per-item records (trainer/eval_items.py) with its step, from the trial's
+    result.json (Tune's dataframes keep numbers only), or [] when none were reported."""
+    path = storage.join(trial.path, "result.json")
+    try:
+        text = storage.read_text(path) if storage.exists(path) else ""
+    except OSError:
+        return []
+    records = []
+    for line in text.splitlines():
+        if '"items"' not in line:
+            continue
+        result = json.loads(line)
+        if isinstance(result.get("items"), dict):
+            records.append({"step": result.get("step"), **result["items"]})
+    return records
 
 
 def trial_state(status: str, step: int, full_budget: int) -> str:
@@ -148,6 +171,39 @@ def standard_error(row: dict, metric: str) -> float | None:
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
+def items_at(row: dict, step: int) -> dict | None:
+    return next((record for record in reversed(row.get("items") or []) if record.get("step") == step), None)
+
+
+def paired_items_difference(a: dict, b: dict, metric: str, step: int | None = None) -> Comparison | None:
+    """a's `metric` minus b's on the items both scored at `step` (default: each one's last
+    evaluation, which must be at the same step), or None when they did not score the same items."""
+    a_step = step if step is not None else a["metrics"].get("step")
+    b_step = step if step is not None else b["metrics"].get("step")
+    if a_step != b_step:
+        return None
+    a_items, b_items = items_at(a, a_step), items_at(b, b_step)
+    if not a_items or not b_items:
+        return None
+    return paired_on_items(metric, a_items, b_items)
+
+
+def judge(a: dict, b: dict, spec: SweepSpec, metric: str | None = None) -> Comparison:
+    """Is a better than b on `metric` (default: the sweep's)? Paired over the shared items where
+    both runs recorded them (the verdict), with the unpaired combined-SE figure beside it; the
+    unpaired figure alone otherwise. Positive difference = a is better, whatever the mode."""
+    metric = metric or spec.metric
+    mode = next((o.mode for o in spec.objectives if o.metric == metric), spec.mode)
+    sign = 1.0 if mode == "max" else -1.0
+    unpaired = compare(sign * a["metrics"][metric], sign * b["metrics"][metric],
+                       standard_error(a, metric), standard_error(b, metric))
+    paired = paired_items_difference(a, b, metric)
+    if paired is None or not math.isfinite(paired.difference):
+        return unpaired
+    return Comparison(sign * paired.difference, paired.se, sign * paired.z, paired.distinguishable,
+                      paired.paired_over, unpaired)
+
+
 def winner_against_runner_up(ranked: list[dict], spec: SweepSpec) -> tuple[dict, dict, Comparison] | None:
     """The best two full-budget trials with a finite objective (else the best two of any budget)
     and whether the first's lead is more than the noise of the two numbers."""
@@ -157,10 +213,7 @@ def winner_against_runner_up(ranked: list[dict], spec: SweepSpec) -> tuple[dict,
     if len(pool) < 2:
         return None
     best, runner_up = pool[0], pool[1]
-    sign = 1.0 if spec.mode == "max" else -1.0
-    comparison = compare(sign * best["metrics"][spec.metric], sign * runner_up["metrics"][spec.metric],
-                         standard_error(best, spec.metric), standard_error(runner_up, spec.metric))
-    return best, runner_up, comparison
+    return best, runner_up, judge(best, runner_up, spec)
 
 
 def best_against_baseline(ranked: list[dict], spec: SweepSpec) -> tuple[dict, dict, Comparison] | None:
@@ -171,23 +224,27 @@ def best_against_baseline(ranked: list[dict], spec: SweepSpec) -> tuple[dict, di
     if baseline is None or not usable or baseline not in usable:
         return None  # no baseline, or it diverged or did not train its full budget: nothing comparable
     best = usable[0]
-    sign = 1.0 if spec.mode == "max" else -1.0
-    return best, baseline, compare(sign * best["metrics"][spec.metric], sign * baseline["metrics"][spec.metric],
-                                   standard_error(best, spec.metric), standard_error(baseline, spec.metric))
+    return best, baseline, judge(best, baseline, spec)
 
 
 def rung_agreement(rows: list[dict], spec: SweepSpec) -> list[dict]:
     """For each evaluation step before the full budget (a rung where an early-stopping scheduler
-    decides), Kendall's tau between the trials' metric there and at the full budget, over the
-    trials that reached the full budget: did low-budget rankings predict the final ones?"""
+    decides), Kendall's tau between the trials' decision metric there (`spec.decision`, signed so
+    that larger is better) and their selection metric at the full budget, over the trials that
+    reached the full budget: did the evidence the scheduler decided on predict the final ranking?"""
+    decision, metric = spec.decision, spec.metric
+    sign = (1.0 if decision.mode == "max" else -1.0) * (1.0 if spec.mode == "max" else -1.0)
     finals, at_step = {}, {}
     for row in rows:
-        history = [h for h in row["history"] if math.isfinite(h.get(spec.metric, math.nan))]
-        if not history or row["metrics"].get("step", 0) < spec.full_budget or row["status"] == "DIVERGED":
+        if row["metrics"].get("step", 0) < spec.full_budget or row["status"] == "DIVERGED":
             continue
-        finals[row["trial_id"]] = history[-1][spec.metric]
-        for h in history[:-1]:
-            at_step.setdefault(int(h["step"]), {})[row["trial_id"]] = h[spec.metric]
+        final = [h for h in row["history"] if math.isfinite(h.get(metric, math.nan))]
+        if not final:
+            continue
+        finals[row["trial_id"]] = final[-1][metric]
+        for h in row["history"]:
+            if int(h.get("step", 0)) < spec.full_budget and math.isfinite(h.get(decision.metric, math.nan)):
+                at_step.setdefault(int(h["step"]), {})[row["trial_id"]] = sign * h[decision.metric]
     table = []
     for step in sorted(at_step):
         trials = sorted(at_step[step])

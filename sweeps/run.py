@@ -17,6 +17,7 @@ the layers below: tuning (fit), export, confirm, report.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -31,6 +32,8 @@ from sweeps import storage
 from sweeps.confirm import run_confirmation
 from sweeps.export import export_sweep
 from sweeps.report import write_report
+from sweeps.results import read_trials
+from sweeps.study import write_study
 from sweeps.spec import (
     SCHEDULERS,
     SEARCHES,
@@ -74,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-spaces", action="store_true", help="describe the built-in search spaces and exit")
     p.add_argument("--search-optional", action="store_true", help="also search the space's optional parameters")
     p.add_argument("--search", choices=SEARCHES, default="tpe", help="Optuna sampler (grid: every grid point once)")
-    p.add_argument("--scheduler", choices=SCHEDULERS, default="asha", help="early stopping on training steps")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default="paired",
+                   help="early stopping on training steps (paired: stop a trial only when it trails the rung's "
+                   "leader by more than the evaluation's noise, paired over the shared items; asha: halve at each rung)")
     p.add_argument("--num-samples", type=int, default=8, help="trials (ignored by grid search)")
     p.add_argument("--max-concurrent", type=int, default=0, help="at most this many trials at once (0: as resources allow)")
     # 600: the default `tiny` trial on the built-in corpus learns the pairs' agreement only after
@@ -93,9 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", help="metric to optimise (pairs_acc when pairs exist, else val_nelbo); "
                    "several as name:mode pairs, e.g. pairs_acc:max,val_nelbo:min, run a multi-objective search")
     p.add_argument("--mode", choices=["min", "max"], help="default: max for accuracies, min otherwise")
+    p.add_argument("--decide-on", metavar="METRIC[:MODE]", default="auto",
+                   help="what early stopping decides on at the rungs before the full budget (auto: val_nelbo when "
+                   "the sweep selects on pairs_acc, whose early values predict the final ranking poorly; else the "
+                   "sweep's metric). The final ranking is always on --metric")
     p.add_argument("--confirm", type=int, default=0, metavar="K",
                    help="after the sweep, rerun the top K configurations at the full budget with fresh seeds")
-    p.add_argument("--seeds", type=int, default=3, help="fresh seeds per configuration for --confirm")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="fresh seeds per configuration for --confirm (default 3), or for a study space (default: its own)")
     p.add_argument("--seed", type=int, default=0, help="sampler seed (and the base config's seed)")
     p.add_argument("--no-baseline", action="store_true",
                    help="do not run the base config (the recipe's defaults, or --config) as the first trial")
@@ -154,6 +164,25 @@ def resolve_metric(metric: str | None, mode: str | None, has_pairs: bool) -> Obj
     return Objective(metric=metric, mode=mode or ("max" if "acc" in metric else "min"))
 
 
+def resolve_decision(args, objectives) -> Objective | None:
+    """What early stopping decides on (None: the sweep's first objective).
+
+    Measured (benchmarks/rung_predictiveness.py, README "Early stopping that keeps the winner"): on
+    pilot runs spanning p in [0, 1], pairs_acc at the first rungs ranks the runs almost at random
+    against their final pairs_acc (low p sits at chance for the first ~400 steps, then overtakes),
+    while val_nelbo ranks them as they end from the first evaluation. So a sweep that selects on
+    pairs_acc decides its early stops on val_nelbo by default."""
+    if args.decide_on == "auto":
+        if len(objectives) == 1 and objectives[0].metric.startswith("pairs_acc"):
+            return Objective(metric="val_nelbo", mode="min")
+        return None
+    name, _, mode = args.decide_on.partition(":")
+    if name.startswith("pairs_acc_heldout"):
+        raise SweepError("--decide-on: the held-out pairs are never used to decide anything; use pairs_acc or val_nelbo")
+    objective = resolve_metric(name, mode or None, has_pairs=True)
+    return None if objective == objectives[0] else objective
+
+
 def base_config(args, space: SearchSpace) -> TrainConfig:
     """The config every trial starts from: --config (or the defaults), the flags, --set, and
     the space's fixed values (so the plan and a word budget see what the trials will train)."""
@@ -179,11 +208,13 @@ def base_config(args, space: SearchSpace) -> TrainConfig:
 INTERIM_VAL_SUBSAMPLE = 4
 
 
-def interim_validation(config: TrainConfig, objectives, overrides: list[str]) -> TrainConfig:
-    """The base config with `interim_val_subsample` set for the sweep, unless --set gave it."""
+def interim_validation(config: TrainConfig, objectives, overrides: list[str],
+                       decision: Objective | None = None) -> TrainConfig:
+    """The base config with `interim_val_subsample` set for the sweep, unless --set gave it: every
+    row when the sweep selects or decides early stops on a validation metric."""
     if any(item.split("=", 1)[0].strip() == "interim_val_subsample" for item in overrides):
         return config
-    selects_on_validation = any(o.metric.startswith("val_") for o in objectives)
+    selects_on_validation = any(o.metric.startswith("val_") for o in (*objectives, *([decision] if decision else [])))
     return apply_values(config, {"interim_val_subsample": 1 if selects_on_validation else INTERIM_VAL_SUBSAMPLE})
 
 
@@ -208,7 +239,7 @@ def validate_args(args) -> None:
         ("--evals-per-trial", args.evals_per_trial, 1),
         ("--max-concurrent", args.max_concurrent, 0),
         ("--confirm", args.confirm, 0),
-        ("--seeds", args.seeds, 2 if args.confirm else 1),
+        ("--seeds", 3 if args.seeds is None else args.seeds, 2),
     ):
         if value < minimum:
             raise SweepError(f"{flag} must be at least {minimum}, got {value}")
@@ -229,15 +260,18 @@ def resources_of(args) -> Resources:
 
 
 def plan_text(args, space: SearchSpace, config: TrainConfig, objectives, resources: Resources, experiment: str) -> str:
-    trials = space.grid_size(args.search_optional) if args.search == "grid" else args.num_samples
+    trials = planned_trials(args, space)
     goal = ", ".join(f"{o.metric} ({o.mode})" for o in objectives)
+    decision = resolve_decision(args, objectives)
+    scheduler = "none" if len(objectives) > 1 or space.study else args.scheduler
     lines = [
-        f"sweep {experiment}",
+        f"{'study' if space.study else 'sweep'} {experiment}",
         space.describe(),
-        f"search {args.search}, scheduler {'none' if len(objectives) > 1 else args.scheduler} on 'step', "
+        f"search {'grid x seeds' if space.study else args.search}, scheduler {scheduler} on 'step'"
+        + (f" deciding on {decision.metric} ({decision.mode})" if decision and scheduler != "none" else "") + ", "
         f"{trials} trials of " + (f"{config.max_words:,} words" if config.max_words is not None else
                                    f"{config.max_steps} steps (evaluated every {config.eval_every})")
-        + f", optimising {goal}"
+        + (f", measuring {goal}, the held-out pairs and val_nelbo" if space.study else f", optimising {goal}")
         + (" (multi-objective: Pareto front, no early stopping)" if len(objectives) > 1 else ""),
         f"each trial: preset {config.preset}, runner {resources.runner}, {resources.workers_per_trial} worker(s) x "
         f"{resources.cpus_per_worker:g} CPU + {resources.gpus_per_worker:g} GPU ({resources.cpus_per_trial:g} CPU per trial)",
@@ -247,7 +281,7 @@ def plan_text(args, space: SearchSpace, config: TrainConfig, objectives, resourc
     if args.warm_start:
         lines.append(f"warm start: the study begins with the trials of {args.warm_start} that fit this sweep")
     if args.confirm:
-        lines.append(f"then: confirm the top {args.confirm} configurations with {args.seeds} fresh seeds each at the full budget")
+        lines.append(f"then: confirm the top {args.confirm} configurations with {args.seeds or 3} fresh seeds each at the full budget")
     return "\n".join(lines)
 
 
@@ -279,17 +313,28 @@ def dry_run_checks(args, space: SearchSpace, config: TrainConfig, resources: Res
         check_resources(total, resources)
     lines.append(f"cluster: {total.get('CPU', 0):g} CPU(s), {total.get('GPU', 0):g} GPU(s); each trial takes "
                  f"{resources.cpus_per_trial:g} CPU(s) and {resources.gpus_per_trial:g} GPU(s)")
-    trials = space.grid_size(args.search_optional) if args.search == "grid" else args.num_samples
-    if args.search == "grid" and trials > args.num_samples:
+    trials = planned_trials(args, space)
+    if args.search == "grid" and not space.study and trials > args.num_samples:
         lines.append(f"warning: grid search runs every one of the space's {trials} grid points, more than "
                      f"--num-samples {args.num_samples} (which grid search ignores)")
     per_trial = checkpoint_bytes(config, prepared.vocab_size if prepared else config.vocab_size)
-    confirm = args.confirm * args.seeds
+    confirm = args.confirm * (args.seeds or 3)
     lines.append(f"storage: {root} ({'remote: not contacted by --dry-run' if storage.is_uri(root) else 'writable'}); "
                  f"about {per_trial / 1e6:,.0f} MB per trial (its one checkpoint), "
                  f"{per_trial * (trials + confirm) / 1e9:,.2f} GB for {trials + confirm} trials")
     lines.append("dry run: nothing was started and nothing was written")
     return "\n".join(lines)
+
+
+def study_seed_count(args, space: SearchSpace) -> int:
+    """Seeds per configuration of a study space (its own, or --seeds); 0 for a sweep."""
+    return (args.seeds or space.study["seeds"]) if space.study else 0
+
+
+def planned_trials(args, space: SearchSpace) -> int:
+    if space.study:
+        return space.grid_size(args.search_optional) * study_seed_count(args, space)
+    return space.grid_size(args.search_optional) if args.search == "grid" else args.num_samples
 
 
 def planned_cluster_resources() -> dict:
@@ -355,6 +400,8 @@ def build_spec(args, argv, root: str, name: str, space: SearchSpace, config: Tra
         pairs_split = split_description(*split_pairs(load_pairs(pairs_dir), config.pairs_heldout_fraction),
                                         config.pairs_heldout_fraction)
     command = [Path(sys.argv[0]).name if sys.argv else "run.py", *(argv if argv is not None else sys.argv[1:])]
+    if space.study and args.seeds:
+        space = dataclasses.replace(space, study={**space.study, "seeds": args.seeds})
     baseline, baseline_note = baseline_point(args, space, config)
     warm = None
     if args.warm_start:
@@ -365,11 +412,12 @@ def build_spec(args, argv, root: str, name: str, space: SearchSpace, config: Tra
         name=name,
         storage=root,
         space=SpaceSpec.of(space),
-        search=SearchSettings(algorithm=args.search, scheduler="none" if len(objectives) > 1 else args.scheduler,
-                              num_samples=args.num_samples,
+        search=SearchSettings(algorithm="grid" if space.study else args.search,
+                              scheduler="none" if len(objectives) > 1 or space.study else args.scheduler,
+                              num_samples=args.num_samples, decision=resolve_decision(args, objectives),
                               max_concurrent=args.max_concurrent, include_optional=args.search_optional,
                               evals_per_trial=args.evals_per_trial, seed=args.seed,
-                              optuna_storage=None if args.search == "grid" else
+                              optuna_storage=None if args.search == "grid" or space.study else
                               args.optuna_storage or default_optuna_storage(root, name),
                               baseline=baseline, baseline_note=baseline_note, warm_start=warm),
         objectives=objectives,
@@ -380,7 +428,8 @@ def build_spec(args, argv, root: str, name: str, space: SearchSpace, config: Tra
             pairs_dir=pairs_dir,
             pairs_split=pairs_split,
             # Which validation rows every trial scores (one fixed sample over every *.dev file).
-            validation=validation_rows(run_data.prepared.source_rows("val"), config.val_rows)[1],
+            validation=validation_rows(run_data.prepared.source_rows("val"), config.val_rows,
+                                       num_rates=config.val_mask_rates)[1],
         ),
         resources=resources,
         wandb=WandbSettings(mode=args.wandb_mode or default_wandb_mode(), project=args.wandb_project,
@@ -393,6 +442,8 @@ def build_spec(args, argv, root: str, name: str, space: SearchSpace, config: Tra
 def baseline_point(args, space: SearchSpace, config: TrainConfig) -> tuple[dict | None, str]:
     """The base config's point of the space, which runs as the sweep's first trial, and why not when
     it does not."""
+    if space.study:
+        return None, f"a study: every grid point trains with each of {study_seed_count(args, space)} seeds"
     if args.no_baseline:
         return None, "no baseline: --no-baseline"
     if args.search == "grid":
@@ -436,7 +487,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise SweepError(f"sweep {experiment} already exists: pass --resume to continue it, or another --name")
             resources = resources_of(args)
             objectives = resolve_objectives(args, has_pairs=config.pairs is not None or config.corpus is None)
-            config = interim_validation(config, objectives, args.set or [])
+            config = interim_validation(config, objectives, args.set or [], resolve_decision(args, objectives))
+            if space.study and (args.confirm or args.warm_start):
+                raise SweepError("a study space trains every configuration over seeds already: "
+                                 "--confirm and --warm-start do not apply")
             if len(objectives) > 1 and args.search == "cmaes":
                 raise SweepError("--search cmaes is single-objective; use tpe or random for several metrics")
             if args.warm_start and args.search == "grid":
@@ -476,10 +530,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         fit(spec, resume=args.resume)
         try:
-            export_sweep(experiment)
-            if args.confirm:
-                run_confirmation(spec, args.confirm, args.seeds)
-                export_sweep(experiment)  # the best config now comes from the confirmed ranking
+            if spec.space.study:
+                write_study(spec, read_trials(spec))  # a study picks no winner: nothing to export
+            else:
+                export_sweep(experiment)
+                if args.confirm:
+                    run_confirmation(spec, args.confirm, args.seeds or 3)
+                    export_sweep(experiment)  # the best config now comes from the confirmed ranking
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

@@ -35,7 +35,7 @@ SWEEP_FILE = "sweep.json"
 STUDY_FILE = "optuna.db"  # the Optuna study of a local sweep: sqlite:///<experiment>/optuna.db
 SPEC_VERSION = 2  # 1: the untyped sweep dict before SweepSpec
 SEARCHES = ("tpe", "random", "grid", "cmaes")
-SCHEDULERS = ("asha", "hyperband", "median", "none")
+SCHEDULERS = ("paired", "asha", "hyperband", "median", "none")
 RUNNERS = ("inline", "train")
 
 
@@ -64,6 +64,7 @@ class SpaceSpec(_Frozen):
     description: str = ""
     fixed: dict[str, Any] = Field(default_factory=dict)
     search: dict[str, dict[str, Any]]
+    study: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, space: SearchSpace) -> "SpaceSpec":
@@ -72,8 +73,10 @@ class SpaceSpec(_Frozen):
 
     def load(self) -> SearchSpace:
         """The validated SearchSpace (parsed again, so a hand-edited sweep.json is checked too)."""
-        return parse_space({"description": self.description, "fixed": dict(self.fixed), "search": dict(self.search)},
-                           self.name, self.source or self.name)
+        data = {"description": self.description, "fixed": dict(self.fixed), "search": dict(self.search)}
+        if self.study is not None:
+            data["study"] = self.study
+        return parse_space(data, self.name, self.source or self.name)
 
 
 class WarmStart(_Frozen):
@@ -88,7 +91,7 @@ class WarmStart(_Frozen):
 
 class SearchSettings(_Frozen):
     algorithm: Literal["tpe", "random", "grid", "cmaes"] = "tpe"
-    scheduler: Literal["asha", "hyperband", "median", "none"] = "asha"
+    scheduler: Literal["paired", "asha", "hyperband", "median", "none"] = "paired"
     num_samples: int = Field(default=8, ge=1)
     max_concurrent: int = Field(default=0, ge=0)  # 0: as resources allow
     include_optional: bool = False
@@ -104,6 +107,11 @@ class SearchSettings(_Frozen):
     # Completed trials of an earlier sweep that seed this study (--warm-start): where from,
     # the trials taken ({"params", "values", "trial_id"}) and how many were left out, by reason.
     warm_start: WarmStart | None = None
+    # What early stopping decides on at the rungs before the full budget (None: the sweep's
+    # first objective). The final ranking is always on the objectives; the decision metric is
+    # chosen for how well its early ranking predicts that final one
+    # (benchmarks/rung_predictiveness.py).
+    decision: Objective | None = None
 
 
 class DataRef(_Frozen):
@@ -188,6 +196,11 @@ class SweepSpec(_Frozen):
         return self.objectives[0].mode
 
     @property
+    def decision(self) -> Objective:
+        """What early stopping decides on at interim rungs (see SearchSettings.decision)."""
+        return self.search.decision or self.objectives[0]
+
+    @property
     def multi_objective(self) -> bool:
         return len(self.objectives) > 1
 
@@ -204,6 +217,13 @@ class SweepSpec(_Frozen):
     def study_name(self) -> str:
         """The Optuna study's name in `search.optuna_storage` (a database may hold many sweeps)."""
         return self.name
+
+    @property
+    def study_seeds(self) -> list[int]:
+        """A study's seeds (every grid point trains with each); [] for a sweep."""
+        if not self.space.study:
+            return []
+        return [self.search.seed + i for i in range(self.space.study["seeds"])]
 
     @property
     def train_storage(self) -> str:

@@ -8,16 +8,34 @@ tests/test_stats.py.
   normal test). Trials of a sweep are scored on the same pairs, rows and masks, so their
   errors are positively correlated and the difference is less noisy than this combined SE
   says: the test errs towards "not distinguishable", which is the safe side for a claim.
+- `paired_proportions(a, b)`: two runs' right/wrong on the *same* n pairs. The difference of
+  accuracies is (n10 - n01) / n, n10 = pairs only a got right, n01 = pairs only b got right;
+  pairs both got right or both got wrong say nothing about the difference (McNemar's logic).
+  Its standard error over resampled evaluation sets (pairs drawn from the same population) is
+      se = sqrt(n10 + n01 - (n10 - n01)^2 / n) / n,
+  which is far below the combined binomial SE when the runs agree on most pairs.
+- `paired_ratio_difference(a, b, weights)`: two runs' val_nelbo (or val_acc) on the *same* rows
+  with the same masks, each a ratio sum(a_i) / sum(w_i) with common denominators w_i; the
+  difference is sum(a_i - b_i) / sum(w_i), whose SE over rows is the delta-method SE of that
+  ratio (rows as the sampling unit).
 - `kendall_tau(x, y)`: rank agreement of two lists (tau-b, ties allowed), in [-1, 1].
+
+What a paired test can and cannot say: it conditions on the training runs as they are (one seed
+each) and treats the evaluation items as the random sample, so "distinguishable" means the two
+trained models differ on this kind of item beyond the luck of which items were drawn. How much a
+configuration's number moves with its training seed is another noise, which only more seeds
+measure (`--confirm`, the studies).
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Sequence
 
 Z_95 = 1.959963984540054  # two-sided 95% point of the standard normal
+CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -27,12 +45,22 @@ class Comparison:
     z: float
     distinguishable: bool
 
+    paired_over: str = ""  # what the difference was paired over ("1350 shared pairs"), empty if unpaired
+    unpaired: "Comparison | None" = None  # a paired verdict keeps the combined-SE figure beside it
+
     def words(self, metric: str, a_name: str, b_name: str) -> str:
         """One sentence for a reader; `difference` is a's lead (positive = a is better)."""
         verb = "beats" if self.difference >= 0 else "trails"
         lead = f"{a_name} {verb} {b_name} by {abs(self.difference):.4f} {metric}"
         if not math.isfinite(self.se):
             return f"{lead}; no standard error was reported, so whether that is more than noise is unknown"
+        if self.paired_over:
+            verdict = (f"more than the evaluation's noise (paired over {self.paired_over})" if self.distinguishable
+                       else f"within the evaluation's noise (paired over {self.paired_over}): not distinguishable "
+                            "at this budget")
+            beside = (f"; unpaired, with the two numbers' own SEs combined: standard error {self.unpaired.se:.4f}, "
+                      f"z = {self.unpaired.z:.2f}") if self.unpaired is not None and math.isfinite(self.unpaired.se) else ""
+            return f"{lead} (paired standard error {self.se:.4f}, z = {self.z:.2f}): {verdict}{beside}"
         verdict = ("more than the noise of the two numbers" if self.distinguishable else
                    "within noise: not distinguishable at this budget; run --confirm")
         return f"{lead} (standard error {self.se:.4f}, z = {self.z:.2f}): {verdict}"
@@ -40,11 +68,68 @@ class Comparison:
 
 def compare(a: float, b: float, se_a: float | None, se_b: float | None) -> Comparison:
     se = math.sqrt(se_a ** 2 + se_b ** 2) if se_a is not None and se_b is not None else math.nan
-    difference = a - b
+    return _verdict(a - b, se)
+
+
+def _verdict(difference: float, se: float, paired_over: str = "") -> Comparison:
     if not math.isfinite(se):
-        return Comparison(difference, math.nan, math.nan, False)
+        return Comparison(difference, math.nan, math.nan, False, paired_over)
     z = difference / se if se > 0 else (math.inf if difference else 0.0)
-    return Comparison(difference, se, z, abs(z) > Z_95)
+    return Comparison(difference, se, z, abs(z) > Z_95, paired_over)
+
+
+def paired_proportions(a: Sequence[bool], b: Sequence[bool], unit: str = "pairs") -> Comparison:
+    """a's accuracy minus b's on the same items (see the module docstring)."""
+    if len(a) != len(b):
+        raise ValueError("paired_proportions needs the same items on both sides")
+    n = len(a)
+    if n == 0:
+        return Comparison(math.nan, math.nan, math.nan, False, f"0 shared {unit}")
+    only_a = sum(1 for x, y in zip(a, b) if x and not y)
+    only_b = sum(1 for x, y in zip(a, b) if y and not x)
+    difference = (only_a - only_b) / n
+    se = math.sqrt(max(only_a + only_b - (only_a - only_b) ** 2 / n, 0.0)) / n
+    return _verdict(difference, se, f"{n} shared {unit}, {only_a + only_b} discordant")
+
+
+def paired_ratio_difference(a: Sequence[float], b: Sequence[float], weights: Sequence[float],
+                            unit: str = "rows") -> Comparison:
+    """sum(a) / sum(w) - sum(b) / sum(w) over the same rows, with its delta-method SE over rows."""
+    if not len(a) == len(b) == len(weights):
+        raise ValueError("paired_ratio_difference needs the same rows on both sides")
+    n = len(a)
+    total = float(sum(weights))
+    if n < 2 or total == 0.0:
+        return Comparison(math.nan, math.nan, math.nan, False, f"{n} shared {unit}")
+    d = [x - y for x, y in zip(a, b)]
+    difference = sum(d) / total
+    mean_weight = total / n
+    spread = sum((di - difference * w) ** 2 for di, w in zip(d, weights)) / (n * (n - 1))
+    return _verdict(difference, math.sqrt(spread) / mean_weight, f"{n} shared {unit}")
+
+
+# Which record of an evaluation (trainer/eval_items.py) holds a metric's items.
+ITEM_PARTS = {"pairs_acc": "pairs", "pairs_acc_heldout": "pairs_heldout", "val_nelbo": "val", "val_acc": "val"}
+
+
+def paired_on_items(metric: str, a_items: dict, b_items: dict) -> Comparison | None:
+    """a's `metric` minus b's from two evaluations' item records (as the evaluations' `items`
+    hold them), or None when the metric has no items or they did not score the same items."""
+    from trainer.eval_items import pairs_correct, rows_arrays
+
+    part = ITEM_PARTS.get(metric)
+    if part is None or part not in a_items or part not in b_items:
+        return None
+    x, y = a_items[part], b_items[part]
+    if x["fingerprint"] != y["fingerprint"] or x["n"] != y["n"]:
+        return None
+    if part.startswith("pairs"):
+        return paired_proportions(pairs_correct(x), pairs_correct(y))
+    x, y = rows_arrays(x), rows_arrays(y)
+    numerator, denominator = ("bound", "tokens") if metric == "val_nelbo" else ("correct", "masked")
+    if not (x[denominator] == y[denominator]).all():
+        return None  # other masks: not the same items after all
+    return paired_ratio_difference(x[numerator], y[numerator], x[denominator])
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
@@ -68,3 +153,43 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
                 discordant += 1
     denominator = math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
     return (concordant - discordant) / denominator if denominator else math.nan
+
+
+# --- over seeds: Student's t ----------------------------------------------------------
+
+
+def student_t_cdf(t: float, df: int) -> float:
+    """P(T <= t) for Student's t with `df` degrees of freedom (Simpson's rule on the density)."""
+    if t < 0:
+        return 1.0 - student_t_cdf(-t, df)
+    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+
+    def density(x: float) -> float:
+        return math.exp(log_norm - (df + 1) / 2 * math.log1p(x * x / df))
+
+    n = 2000  # even; the density is smooth, so the error is far below what matters here
+    h = t / n
+    total = density(0.0) + density(t) + sum((4 if i % 2 else 2) * density(i * h) for i in range(1, n))
+    return 0.5 + total * h / 3
+
+
+def student_t_quantile(p: float, df: int) -> float:
+    """The t value with P(T <= t) = p, by bisection (0.5 < p < 1)."""
+    low, high = 0.0, 1000.0
+    for _ in range(80):
+        middle = (low + high) / 2
+        if student_t_cdf(middle, df) < p:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+def paired_difference(winner: list[float], runner_up: list[float], level: float = CONFIDENCE) -> dict:
+    """Mean of winner - runner-up over matched seeds and its t interval."""
+    diffs = [a - b for a, b in zip(winner, runner_up)]
+    mean = statistics.fmean(diffs)
+    if len(diffs) < 2:
+        return {"mean": mean, "ci_low": -math.inf, "ci_high": math.inf, "level": level, "n": len(diffs)}
+    half = student_t_quantile(0.5 + level / 2, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "level": level, "n": len(diffs)}

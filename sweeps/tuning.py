@@ -1,5 +1,5 @@
-"""Ray Tune for a SweepSpec: search algorithm, scheduler, trainable, run config, cluster
-checks, and `fit`.
+"""Ray Tune for a SweepSpec: search algorithm, scheduler (built in sweeps/schedulers.py),
+trainable, run config, cluster checks, and `fit`.
 
 Everything here reads the spec; nothing reads flags. The layer above (results, export,
 report, confirm) reads what `fit` leaves in the sweep folder.
@@ -12,10 +12,13 @@ import time
 from functools import partial
 
 from ray.tune import Callback
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, MedianStoppingRule, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import suggest_values
+# build_scheduler is this module's too (fit uses it; tests and benchmarks import it from here). The
+# Baseline* names stay importable here: a sweep's tuner.pkl, which --resume reads, pickled its
+# scheduler under this module's name.
+from sweeps.schedulers import BaselineASHA, BaselineHyperBand, BaselineMedianStopping, build_scheduler  # noqa: F401
 from sweeps.spec import Resources, SweepError, SweepSpec
 from sweeps.trial import GRID_KEY, is_baseline, run_trial, trial_values
 from trainer.train import ClusterError
@@ -54,7 +57,10 @@ def build_search(spec: SweepSpec):
     space = spec.space.load()
     settings = spec.search
     if settings.algorithm == "grid":
-        return None, {GRID_KEY: tune.grid_search(space.grid_points(settings.include_optional))}
+        points = space.grid_points(settings.include_optional)
+        if spec.study_seeds:  # a study: every point with every seed (the seed is a config field)
+            points = [{**point, "seed": seed} for point in points for seed in spec.study_seeds]
+        return None, {GRID_KEY: tune.grid_search(points)}
     import optuna
     from ray.tune.search import ConcurrencyLimiter
 
@@ -118,51 +124,6 @@ def prepare_study(spec: SweepSpec, storage) -> None:
         ))
     if spec.search.baseline is not None:
         study.enqueue_trial(spec.search.baseline, user_attrs={"baseline": True})
-
-
-class KeepsTheBaseline:
-    """An early-stopping scheduler that never stops the baseline trial: it is the reference every
-    other trial's gain is measured against, so it trains its full budget (its results still count
-    in the rungs the others are judged on)."""
-
-    spec: SweepSpec
-
-    def on_trial_result(self, tune_controller, trial, result):
-        decision = super().on_trial_result(tune_controller, trial, result)
-        if decision == TrialScheduler.STOP and not result.get("diverged") and \
-                is_baseline(trial_values(trial.config), self.spec):
-            return TrialScheduler.CONTINUE
-        return decision
-
-
-class BaselineASHA(KeepsTheBaseline, ASHAScheduler):
-    pass
-
-
-class BaselineHyperBand(KeepsTheBaseline, HyperBandScheduler):
-    pass
-
-
-class BaselineMedianStopping(KeepsTheBaseline, MedianStoppingRule):
-    pass
-
-
-def build_scheduler(spec: SweepSpec):
-    """Early stopping on training steps (never of the baseline trial); none for a multi-objective
-    sweep (it would judge on one metric)."""
-    config = spec.base_config
-    name = "none" if spec.multi_objective else spec.search.scheduler
-    grace = config.eval_every
-    if name == "asha":
-        scheduler = BaselineASHA(time_attr="step", max_t=config.max_steps, grace_period=grace, reduction_factor=2)
-    elif name == "hyperband":
-        scheduler = BaselineHyperBand(time_attr="step", max_t=config.max_steps, reduction_factor=2)
-    elif name == "median":
-        scheduler = BaselineMedianStopping(time_attr="step", grace_period=grace, min_samples_required=3)
-    else:
-        return FIFOScheduler()
-    scheduler.spec = spec
-    return scheduler
 
 
 def reuse_actors(spec: SweepSpec) -> bool:
@@ -255,8 +216,9 @@ def wandb_callback(spec: SweepSpec):
             except Exception:
                 pass
 
+    # The per-item records (base64 arrays for paired comparisons) are evidence, not charts.
     return SweepWandbLoggerCallback(project=spec.wandb.project, entity=spec.wandb.entity, group=spec.name,
-                                    mode=spec.wandb.mode, dir=spec.wandb.dir)
+                                    mode=spec.wandb.mode, dir=spec.wandb.dir, excludes=["items"])
 
 
 class ConsoleLines(Callback):
@@ -267,6 +229,8 @@ class ConsoleLines(Callback):
     def __init__(self, spec: SweepSpec, top: int = 5):
         self.spec, self.top = spec, top
         self.ended: dict[str, tuple[float, str, str]] = {}
+        self.last_train_s: dict[str, float] = {}
+        self.warned_eval_cost = False
 
     def _name(self, trial) -> str:
         return trial_label(trial, trial_values(trial.config))
@@ -286,6 +250,24 @@ class ConsoleLines(Callback):
                                                    else "")
                           for m in names if isinstance(result.get(m), (int, float)))
         self._line(f"step {int(result.get('step', 0)):>6} {trial.trial_id}  {shown}")
+        self._warn_if_evaluation_is_costly(trial, result)
+
+    def _warn_if_evaluation_is_costly(self, trial, result) -> None:
+        """Evaluation should cost at most about a tenth of a trial: say so once when an evaluation
+        took more than 15% of the time since the last one (measured, so it holds for any pair set,
+        model and machine)."""
+        train_s, eval_s = result.get("train_s"), result.get("eval_s")
+        if not isinstance(train_s, (int, float)) or not isinstance(eval_s, (int, float)) or self.warned_eval_cost:
+            return
+        previous = self.last_train_s.get(trial.trial_id, 0.0)
+        self.last_train_s[trial.trial_id] = train_s
+        share = eval_s / max(eval_s + train_s - previous, 1e-9)
+        if share > 0.15:
+            self.warned_eval_cost = True
+            pairs = result.get("pairs_scored")
+            self._line(f"note     evaluation took {share:.0%} of {trial.trial_id}'s time since its last one "
+                       f"({eval_s:.0f} s" + (f", {int(pairs)} tuning pairs" if pairs else "") + "): "
+                       "fewer pairs (--set eval_pairs_per_paradigm=N) or fewer --evals-per-trial leave more for training")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         state = trial_state_of(trial, self.spec)

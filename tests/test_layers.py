@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # sweeps/ from the bottom layer up: a module may import only modules of a lower layer.
-SWEEPS_LAYERS = [{"storage", "stats"}, {"spec"}, {"trial"}, {"tuning"}, {"results"}, {"export", "confirm"}, {"report"},
+SWEEPS_LAYERS = [{"storage", "stats"}, {"spec"}, {"trial"}, {"schedulers"}, {"tuning"}, {"results"}, {"export", "confirm", "study"}, {"report"},
                  {"wandb_summary", "warm_start"}, {"final", "run"}]
 
 

@@ -202,3 +202,38 @@ def test_vanishing_power_approaches_uniform_masking():
         assert gap <= 0.3 * (1 - floor) / floor + 1e-6, (power, gap)
         gaps.append(gap)
     assert gaps[-1] < 1e-4 and all(a > b for a, b in zip(gaps, gaps[1:]))
+
+
+def reference_min_max_probabilities(ids, rate, maskable, weights, power):
+    """The reference's step 2 (min-max over all the row's positions), then the same softening and
+    mean-preserving rescale over real tokens as ours: only the normalisation differs."""
+    w = weights[ids].double()
+    normalised = (w - w.amin(1, keepdim=True)) / (w.amax(1, keepdim=True) - w.amin(1, keepdim=True) + 1e-8)
+    softened = normalised.pow(power) * maskable
+    mean = softened.sum(1, keepdim=True) / maskable.sum(1, keepdim=True)
+    m = rate.double().unsqueeze(1)
+    return torch.where(mean > m, softened * m / mean, 1 - (1 - softened) * (1 - m) / (1 - mean)) * maskable
+
+
+def test_row_max_equals_the_references_min_max_only_where_the_floor_token_is_in_the_row():
+    # Real tokens 16, 17, 18 with weights 1/4, 1/2, 1; <pad> (3) and every special weigh 0.
+    weights = torch.zeros(20)
+    weights[16:19] = torch.tensor([0.25, 0.5, 1.0])
+    rate = torch.tensor([0.35])
+    packed = torch.tensor([[16, 17, 18]])
+    padded = torch.tensor([[16, 17, 18, 3]])
+
+    def both(ids):
+        maskable = maskable_positions(ids, SPECIAL)
+        ours = masking_probabilities(ids, rate, maskable, weights, power=1.0).double()
+        return ours, reference_min_max_probabilities(ids, rate, maskable, weights, power=1.0)
+
+    # With <pad> in the row its weight 0 is the row minimum: (w - 0) / (1 - 0) = w / max.
+    ours, reference = both(padded)
+    assert torch.allclose(ours, reference, atol=1e-6)
+    # Without it, by hand: ours w / max = (1/4, 1/2, 1), mean 7/12 > 0.35, p = w * 0.35 * 12/7
+    # = (0.15, 0.3, 0.6); the reference's (w - 1/4) / (3/4) = (0, 1/3, 1), mean 4/9,
+    # p = (0, 1/3, 1) * 0.35 * 9/4 = (0, 0.2625, 0.7875): its most frequent token is never masked.
+    ours, reference = both(packed)
+    assert torch.allclose(ours, torch.tensor([[0.15, 0.3, 0.6]], dtype=torch.float64), atol=1e-6)
+    assert torch.allclose(reference, torch.tensor([[0.0, 0.2625, 0.7875]], dtype=torch.float64), atol=1e-6)

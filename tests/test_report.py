@@ -28,6 +28,8 @@ from sweeps.spec import SweepSpec  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 UIDS = ["anaphor_number_agreement", "determiner_noun_agreement", "subject_verb_agreement_simple"]
+PAIRS_PER_PARADIGM = 20  # the synthetic trials score this many pairs in every paradigm, tuning and held-out
+STOPPED_EARLY = (3, 5)  # synthetic trials that ASHA stopped at step 20 of 30
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -93,10 +95,17 @@ def make_spec(objectives=(("pairs_acc", "max"), ("val_nelbo", "min")), space=SYN
     )
 
 
-def synthetic(n: int = 10, seed: int = 0) -> tuple[SweepSpec, list[dict]]:
-    """A `full`-like space (categorical, conditional, log, bool, int) with held-out pairs."""
+def binomial_se(p: float, n: int) -> float:
+    return math.sqrt(p * (1 - p) / n)
+
+
+def synthetic(n: int = 12, seed: int = 0) -> tuple[SweepSpec, list[dict]]:
+    """A `full`-like space (categorical, conditional, log, bool, int) with held-out pairs and a
+    standard error beside every metric, as the trainer reports them (pairs: binomial over
+    PAIRS_PER_PARADIGM pairs in each of the UIDS)."""
     rng = np.random.default_rng(seed)
-    sweep = make_spec()
+    sweep = make_spec(eval_pairs_per_paradigm=PAIRS_PER_PARADIGM)
+    scored = PAIRS_PER_PARADIGM * len(UIDS)
     schedules = ["linear", "cosine", "gaussian", "bimodal_gaussian"]
     rows = []
     for i in range(n):
@@ -105,11 +114,13 @@ def synthetic(n: int = 10, seed: int = 0) -> tuple[SweepSpec, list[dict]]:
                   "frequency_curriculum": bool(i % 2), "model.num_layers": int(rng.integers(1, 5))}
         if values["schedule"] == "gaussian":
             values["gaussian_mean"] = float(rng.uniform(0.1, 0.5))
-        steps = [10, 20] if i == 3 else [10, 20, 30]  # trial 3 early-stopped
+        steps = [10, 20] if i in STOPPED_EARLY else [10, 20, 30]
         history = []
         for step in steps:
             metrics = {"step": step, "val_nelbo": float(5 - step / 10 + rng.normal()), "pairs_acc": float(rng.uniform(0.4, 0.9)),
-                       "pairs_acc_heldout": float(rng.uniform(0.4, 0.9))}
+                       "pairs_acc_heldout": float(rng.uniform(0.4, 0.9)), "val_nelbo_se": float(rng.uniform(0.05, 0.3))}
+            metrics["pairs_acc_se"] = binomial_se(metrics["pairs_acc"], scored)
+            metrics["pairs_acc_heldout_se"] = binomial_se(metrics["pairs_acc_heldout"], scored)
             metrics.update({f"pairs_acc/{u}": float(rng.uniform(0, 1)) for u in UIDS})
             metrics.update({f"pairs_acc_heldout/{u}": float(rng.uniform(0, 1)) for u in UIDS})
             history.append(metrics)
@@ -147,23 +158,27 @@ def test_every_section_from_synthetic_results(tmp_path):
                  "paradigms", "confirmation", "pareto_front"):
         assert name in data["figures"], name
     finished = [r for r in rows if r["status"] == "TERMINATED"]
+    full_budget = [r for r in finished if r["metrics"]["step"] == 30]
 
-    # Optimisation history: each finished trial's metric, in creation order; errored ones are FAIL.
-    assert [t["state"] for t in data["study_trials"]] == ["COMPLETE"] * 8 + ["FAIL"] * 2
+    # Optimisation history: each finished trial's metric, in creation order (full-budget and
+    # stopped-early trials as two scatters); errored ones are FAIL.
+    assert [t["state"] for t in data["study_trials"]] == ["COMPLETE"] * 10 + ["FAIL"] * 2
     (history_ax,) = axes_of(data, "optimization_history")
-    points = next(s["points"] for s in history_ax["scatters"] if s["points"])
+    points = sorted(p for s in history_ax["scatters"] for p in s["points"])
     assert [y for _, y in points] == [r["metrics"]["pairs_acc"] for r in finished]
+    (stopped,) = [s for s in history_ax["scatters"] if s["label"].startswith("stopped early")]
+    assert [x for x, _ in stopped["points"]] == list(STOPPED_EARLY)
 
     # Importance of every searched parameter (PED-ANOVA scores conditional ones too).
     assert set(data["importances"]) == set(sweep.space.search)
     assert math.isclose(sum(data["importances"].values()), 1.0)
 
-    # Metric vs numeric parameters, one colour (legend entry) per schedule.
+    # Metric vs numeric parameters, one colour (legend entry) per schedule; full-budget trials only.
     panels = {ax["xlabel"]: ax for ax in axes_of(data, "metric_vs_params")}
     assert set(panels) == {"derivative_power", "gaussian_mean", "bimodal_right_rate", "model.num_layers"}
     for scatter in panels["derivative_power"]["scatters"]:
         schedule = scatter["label"].removeprefix("schedule = ")
-        expected = [[r["values"]["derivative_power"], r["metrics"]["pairs_acc"]] for r in finished
+        expected = [[r["values"]["derivative_power"], r["metrics"]["pairs_acc"]] for r in full_budget
                     if r["values"]["schedule"] == schedule]
         assert scatter["points"] == expected
     assert len(panels["derivative_power"]["scatters"]) == 4
@@ -202,7 +217,8 @@ def test_report_says_why_importance_is_omitted(tmp_path):
     rows = rows[:1]
     index = report.render_report(sweep, rows, tmp_path / "report")
     page, data = check_page(index.parent)
-    assert "Omitted: needs at least 2 finished trials; this sweep has 1." in page
+    assert ("No importance chart: 1 trial trained the full budget; importances of 5 searched parameters need at "
+            "least 7 (parameters + 2).") in page
     assert "param_importances" not in data["figures"] and "pareto_front" not in data["figures"]
 
 
@@ -389,7 +405,7 @@ def test_report_of_a_real_sweep_plots_the_results(sweep_dir, report_index):
     assert [ax["ylabel"] for ax in curves] == [metric, "val_nelbo"]
     for ax in curves:
         assert ax["lines"]
-        for line in ax["lines"]:
+        for line in (line for line in ax["lines"] if line["label"] != "chance"):
             lines = history[line["label"].split()[1]]
             assert line["x"] == [r["step"] for r in lines] and line["y"] == [r[ax["ylabel"]] for r in lines]
 
@@ -398,7 +414,8 @@ def test_report_of_a_real_sweep_plots_the_results(sweep_dir, report_index):
     families = ["pairs_acc"] + (["pairs_acc_heldout"] if any("pairs_acc_heldout" in v for v in last.values()) else [])
     paradigm_axes = axes_of(data, "paradigms")
     assert [ax["title"] for ax in paradigm_axes] == [f"{f} by paradigm" for f in families]
-    uids = sorted(k.split("/", 1)[1] for k in next(iter(last.values())) if k.startswith("pairs_acc/"))
+    uids = sorted(k.split("/", 1)[1] for k in next(iter(last.values()))
+                  if k.startswith("pairs_acc/") and not k.endswith(("_n", "_se")))  # a paradigm's count or SE
     for ax, family in zip(paradigm_axes, families):
         assert ax["yticklabels"] == uids and len(ax["bars"]) == min(3, len(last))
         shown = [bar["label"].split()[1] for bar in ax["bars"]]
@@ -517,3 +534,284 @@ def test_report_says_in_words_when_the_winner_is_within_noise(tmp_path):
     finished[0]["metrics"]["pairs_acc"] = 0.70
     page = (report.render_report(sweep, rows, tmp_path / "far")).read_text()
     assert "more than the noise of the two numbers" in page
+
+
+# --- the noise in every figure ---------------------------------------------------------------
+
+Z = 1.96  # half-width of a 95% normal interval, in standard errors
+
+
+def error_bars(bars: dict) -> list[tuple[float, float, float]]:
+    """(position, centre, half-width) of each drawn error bar."""
+    return [(at, (lo + hi) / 2, (hi - lo) / 2) for at, lo, hi in zip(bars["at"], bars["low"], bars["high"])]
+
+
+def flat(pairs) -> list[float]:
+    return [v for pair in pairs for v in pair]
+
+
+def chance_lines(ax: dict) -> list[str]:
+    """The orientation of each line labelled "chance" that sits at 0.5."""
+    found = []
+    for line in ax["lines"]:
+        if line["label"] == "chance":
+            assert line["y"] == [0.5, 0.5] or line["x"] == [0.5, 0.5], line
+            found.append("horizontal" if line["y"] == [0.5, 0.5] else "vertical")
+    return found
+
+
+def test_every_metric_is_drawn_with_its_standard_error(tmp_path):
+    """Bands and error bars are ±1.96 times the SE the trial reported beside the very number."""
+    sweep, rows = synthetic()
+    index = report.render_report(sweep, rows, tmp_path / "report", confirmation=CONFIRMATION)
+    _, data = check_page(index.parent)
+    by_id = {r["trial_id"]: r for r in rows}
+    finished = [r for r in rows if r["status"] == "TERMINATED"]
+    full_budget = [r for r in finished if r["metrics"]["step"] == 30]
+
+    # Learning curves: a band per trial line, the history's value ± 1.96 SE at every step.
+    for ax in axes_of(data, "learning_curves"):
+        metric = ax["ylabel"]
+        trial_lines = [line for line in ax["lines"] if line["label"] != "chance"]
+        assert trial_lines and len(ax["bands"]) == len(trial_lines)
+        for line, band in zip(trial_lines, ax["bands"]):
+            history = by_id[line["label"].split()[1]]["history"]
+            assert band["label"] == line["label"] and band["x"] == [h["step"] for h in history]
+            assert band["lower"] == pytest.approx([h[metric] - Z * h[f"{metric}_se"] for h in history], rel=1e-4)
+            assert band["upper"] == pytest.approx([h[metric] + Z * h[f"{metric}_se"] for h in history], rel=1e-4)
+
+    # Optimisation history: a bar on every finished trial (stopped early too), at its trial number.
+    (ax,) = axes_of(data, "optimization_history")
+    drawn = sorted(bar for bars in ax["errorbars"] for bar in error_bars(bars))
+    expected = [(i, r["metrics"]["pairs_acc"], Z * r["metrics"]["pairs_acc_se"]) for i, r in enumerate(finished)]
+    assert [at for at, _, _ in drawn] == [i for i, _, _ in expected]
+    assert [c for _, c, _ in drawn] == pytest.approx([c for _, c, _ in expected])
+    assert [h for _, _, h in drawn] == pytest.approx([h for _, _, h in expected], rel=1e-4)
+
+    # Metric against each parameter: one bar per full-budget trial that has the parameter.
+    for figure in ("slice", "metric_vs_params"):
+        for ax in axes_of(data, figure):
+            name = ax["xlabel"]
+            drawn = sorted((c, h) for bars in ax["errorbars"] for _, c, h in error_bars(bars))
+            expected = sorted((r["metrics"]["pairs_acc"], Z * r["metrics"]["pairs_acc_se"]) for r in full_budget
+                              if name in r["values"])
+            assert len(drawn) == len(expected), (figure, name)
+            assert flat(drawn) == pytest.approx(flat(expected), rel=1e-4), (figure, name)
+
+    # Per paradigm: binomial bars over the PAIRS_PER_PARADIGM pairs of each paradigm.
+    for ax in axes_of(data, "paradigms"):
+        family = ax["title"].removesuffix(" by paradigm")
+        for bar in ax["bars"]:
+            metrics = by_id[bar["label"].split()[1]]["metrics"]
+            accuracies = [metrics[f"{family}/{u}"] for u in UIDS]
+            assert bar["errors"]["axis"] == "x" and bar["errors"]["at"] == pytest.approx(bar["positions"])
+            assert [c for _, c, _ in error_bars(bar["errors"])] == pytest.approx(accuracies)
+            assert [h for _, _, h in error_bars(bar["errors"])] == pytest.approx(
+                [Z * binomial_se(p, PAIRS_PER_PARADIGM) for p in accuracies], rel=1e-4)
+
+    # Pareto front: both objectives' bars on every full-budget trial.
+    (ax,) = axes_of(data, "pareto_front")
+    for axis, metric in (("x", "pairs_acc"), ("y", "val_nelbo")):
+        drawn = sorted((c, h) for bars in ax["errorbars"] if bars["axis"] == axis for _, c, h in error_bars(bars))
+        expected = sorted((r["metrics"][metric], Z * r["metrics"][f"{metric}_se"]) for r in full_budget)
+        assert flat(drawn) == pytest.approx(flat(expected), rel=1e-4), axis
+
+
+def test_paradigm_pair_counts():
+    """n per paradigm: reported; exactly the cap when the total fills every paradigm to it; else
+    a lower bound (so the SE drawn is an upper bound); else unknown."""
+    paradigms = ["a", "b", "c"]
+    p = 0.6
+    inferred = {"pairs_acc": p, "pairs_acc_se": binomial_se(p, 60)}  # 60 pairs, from the binomial SE
+    counts = {"pairs_acc/a_n": 10, "pairs_acc/b_n": 30, "pairs_acc/c_n": 20}
+    assert report.paradigm_pair_counts({**inferred, **counts}, "pairs_acc", paradigms, 20) == (
+        {"a": 10, "b": 30, "c": 20}, "reported")
+    assert report.paradigm_pair_counts(inferred, "pairs_acc", paradigms, 20) == ({"a": 20, "b": 20, "c": 20}, "at the cap")
+    # With a cap of 25 the two others hold at most 50 of the 60: each has at least 10.
+    assert report.paradigm_pair_counts(inferred, "pairs_acc", paradigms, 25) == ({"a": 10, "b": 10, "c": 10}, "at least")
+    assert report.paradigm_pair_counts(inferred, "pairs_acc", paradigms, 40) == ({}, "unknown")
+    assert report.paradigm_pair_counts(inferred, "pairs_acc", paradigms, None) == ({}, "unknown")
+    assert report.paradigm_pair_counts({"pairs_acc": p}, "pairs_acc", paradigms, 20) == ({}, "unknown")
+    # The trainer's own keys: per-paradigm counts of the tuning pairs, totals of both parts.
+    trainer_counts = {"pairs_n/a": 12, "pairs_n/b": 30, "pairs_n/c": 18}
+    assert report.paradigm_pair_counts({**inferred, **trainer_counts}, "pairs_acc", paradigms, 20) == (
+        {"a": 12, "b": 30, "c": 18}, "reported")
+    # A reported total wins over the one the SE implies.
+    scored = {**inferred, "pairs_scored": 75}
+    assert report.paradigm_pair_counts(scored, "pairs_acc", paradigms, 25) == ({"a": 25, "b": 25, "c": 25}, "at the cap")
+    held_out = {"pairs_acc_heldout": p, "pairs_acc_heldout_se": binomial_se(p, 60)}
+    assert report.paradigm_pair_counts(held_out, "pairs_acc_heldout", paradigms, 20)[1] == "at the cap"
+    held_out["pairs_heldout_scored"] = 55  # 55 - 2 x 20: at least 15 each
+    assert report.paradigm_pair_counts(held_out, "pairs_acc_heldout", paradigms, 20) == (
+        {"a": 15, "b": 15, "c": 15}, "at least")
+
+
+def test_paradigm_bars_use_reported_pair_counts(tmp_path):
+    """Reported counts give each bar its own n: the trainer's `pairs_n/<paradigm>` for the tuning
+    pairs, `pairs_acc_heldout/<paradigm>_n` (not drawn as a paradigm) for the held-out ones."""
+    _, rows = synthetic(n=6)
+    sweep = make_spec(objectives=(("pairs_acc", "max"),), eval_pairs_per_paradigm=PAIRS_PER_PARADIGM)
+    counts = {"pairs_acc": dict(zip(UIDS, (10, 30, 20))), "pairs_acc_heldout": dict(zip(UIDS, (25, 5, 15)))}
+    for row in rows:
+        for record in [row["metrics"], *row["history"]]:
+            if "pairs_acc" in record:
+                record.update({f"pairs_n/{u}": n for u, n in counts["pairs_acc"].items()})
+                record.update({f"pairs_acc_heldout/{u}_n": n for u, n in counts["pairs_acc_heldout"].items()})
+    index = report.render_report(sweep, rows, tmp_path / "report")
+    page, data = check_page(index.parent)
+    by_id = {r["trial_id"]: r for r in rows}
+    for ax, family in zip(axes_of(data, "paradigms"), counts, strict=True):
+        assert ax["title"] == f"{family} by paradigm" and ax["yticklabels"] == UIDS
+        for bar in ax["bars"]:
+            metrics = by_id[bar["label"].split()[1]]["metrics"]
+            assert [h for _, _, h in error_bars(bar["errors"])] == pytest.approx(
+                [Z * binomial_se(metrics[f"{family}/{u}"], counts[family][u]) for u in UIDS], rel=1e-4)
+    assert "n as the trial reported it per paradigm" in data["figures"]["paradigms"]["caption"]
+
+    # Neither reported nor bounded (all pairs scored: no cap): no bars, and the caption says why.
+    _, rows = synthetic(n=6)
+    index = report.render_report(make_spec(objectives=(("pairs_acc", "max"),), eval_pairs_per_paradigm=None), rows,
+                                 tmp_path / "unbounded")
+    _, data = check_page(index.parent)
+    assert not any("errors" in bar for ax in axes_of(data, "paradigms") for bar in ax["bars"])
+    assert ("no error bars: the pairs per paradigm are not reported and cannot be bounded"
+            in data["figures"]["paradigms"]["caption"])
+
+
+def test_accuracy_panels_draw_chance(tmp_path):
+    """Every panel of pairs_acc, pairs_acc_heldout or a paradigm's accuracy has a line labelled
+    "chance" at 0.5, along the accuracy axis; no other panel has one."""
+    sweep, rows = synthetic()
+    index = report.render_report(sweep, rows, tmp_path / "report", confirmation=CONFIRMATION)
+    _, data = check_page(index.parent)
+    accuracy = re.compile(r"pairs_acc(_heldout)?(/\w+)?( \(accuracy\))?$")
+    panels = 0
+    for name, figure in data["figures"].items():
+        for ax in figure["axes"]:
+            expected = (["horizontal"] if accuracy.match(ax["ylabel"]) else []) + (
+                ["vertical"] if accuracy.match(ax["xlabel"]) else [])
+            assert chance_lines(ax) == expected, (name, ax["title"], ax["xlabel"], ax["ylabel"])
+            panels += bool(expected)
+    # history 1, slice 6, metric_vs_params 4, learning curves 1 (not val_nelbo), paradigms 2,
+    # confirmation 1, Pareto 1
+    assert panels == 16
+
+
+def test_axes_never_zoom_inside_the_noise(tmp_path, monkeypatch):
+    """No axis uses offset notation, and every axis shows every error bar and band whole (and
+    chance, on an accuracy axis): near-identical numbers must not look like a trend."""
+    sweep, rows = synthetic()
+    for row in rows:
+        for i, record in enumerate([*row["history"], row["metrics"]]):
+            if "val_nelbo" in record:  # 6.9610..6.9615 without an SE: matplotlib would write "+6.961"
+                record["val_nelbo"] = 6.961 + 1e-4 * ((row["number"] + i) % 6)
+                record.pop("val_nelbo_se")
+    pages = {}
+    for name, keep_offsets in (("with_offsets", True), ("report", False)):
+        if keep_offsets:  # the fixture does provoke offset notation when nothing prevents it
+            monkeypatch.setattr(report, "_no_offsets", lambda fig: None)
+        else:
+            monkeypatch.undo()
+        index = report.render_report(sweep, rows, tmp_path / name, confirmation=CONFIRMATION)
+        pages[name] = json.loads((index.parent / "data.json").read_text())
+    assert any(offset for figure in pages["with_offsets"]["figures"].values() for ax in figure["axes"]
+               for offset in ax["offsets"])
+
+    data = pages["report"]
+    # Without a band, the curves' spread has no scale, and the title says so.
+    assert [ax["title"] for ax in axes_of(data, "learning_curves")] == [
+        "pairs_acc by step (shaded: ±1.96 SE)", "val_nelbo by step (no standard error reported)"]
+    checked = 0
+    for name, figure in data["figures"].items():
+        for ax in figure["axes"]:
+            assert ax["offsets"] == ["", ""], (name, ax["title"])
+            needed = {"x": [], "y": []}
+            for bars in ax["errorbars"]:
+                needed[bars["axis"]] += bars["low"] + bars["high"]
+            for bar in ax["bars"]:
+                if "errors" in bar:
+                    needed[bar["errors"]["axis"]] += bar["errors"]["low"] + bar["errors"]["high"]
+            for band in ax["bands"]:
+                needed["y"] += band["lower"] + band["upper"]
+            for orientation in chance_lines(ax):
+                needed["y" if orientation == "horizontal" else "x"].append(0.5)
+            for axis, values in needed.items():
+                values = [v for v in values if v is not None]
+                if values:
+                    low, high = sorted(ax[f"{axis}lim"])
+                    assert low <= min(values) and max(values) <= high, (name, ax["title"], axis)
+                    checked += 1
+    assert checked >= 15
+
+
+def test_nothing_learned_when_the_best_is_within_noise_of_chance():
+    def best(**metrics):
+        return {"metrics": metrics}
+
+    sentence = report.nothing_learned(best(pairs_acc=0.52, pairs_acc_se=0.03), "pairs_acc")
+    assert sentence.startswith("Nothing was learned at this budget: the best trial's pairs_acc 0.520 ± 0.030")
+    assert "within noise of chance (0.5)" in sentence
+    assert report.nothing_learned(best(pairs_acc=0.45, pairs_acc_se=0.03), "pairs_acc")  # below chance
+    # 1.96 × 0.03 = 0.0588: 0.558 is within noise of 0.5, 0.560 is not.
+    assert report.nothing_learned(best(pairs_acc=0.558, pairs_acc_se=0.03), "pairs_acc")
+    assert report.nothing_learned(best(pairs_acc=0.560, pairs_acc_se=0.03), "pairs_acc") is None
+    assert report.nothing_learned(best(pairs_acc=0.52), "pairs_acc") is None  # no SE: nothing to say
+    assert report.nothing_learned(best(val_nelbo=0.52, val_nelbo_se=0.03), "val_nelbo") is None
+    assert report.nothing_learned(best(**{"pairs_acc/x": 0.5, "pairs_acc/x_se": 0.1}), "pairs_acc/x")
+
+
+def test_report_opens_with_nothing_learned_at_chance(tmp_path):
+    """The first sentence under the title says nothing was learned, and importances computed from
+    trials that differ by less than their noise carry a warning."""
+    _, rows = synthetic()
+    sweep = make_spec(objectives=(("pairs_acc", "max"),))
+    for row in rows:
+        for record in [*row["history"], row["metrics"]]:
+            if "pairs_acc" in record:  # every trial near chance: 0.47..0.53 over 60 pairs
+                record["pairs_acc"] = 0.47 + 0.01 * (row["number"] % 7)
+                record["pairs_acc_se"] = binomial_se(record["pairs_acc"], 60)
+    index = report.render_report(sweep, rows, tmp_path / "chance")
+    page, data = check_page(index.parent)
+    first = page.split("</h1>", 1)[1].lstrip()
+    assert first.startswith('<p class="warning headline">Nothing was learned at this budget: the best trial&#x27;s '
+                            "pairs_acc 0.5")
+    assert data["headline"].startswith("Nothing was learned at this budget")
+    importance = page.split('<section id="importance">')[1].split("</section>")[0]
+    assert "param_importances" in data["figures"] and "all lie within noise of each other" in importance
+
+    sweep, rows = synthetic()  # the best is far above chance, the worst at it
+    index = report.render_report(sweep, rows, tmp_path / "learned")
+    page, data = check_page(index.parent)
+    assert data["headline"] is None and "Nothing was learned" not in page
+    assert "within noise of each other" not in page
+
+
+def test_parameter_figures_rest_on_full_budget_trials(tmp_path):
+    """Importance, slice and metric-vs-parameter figures leave out trials stopped early (their
+    value is from fewer steps) and say how many they rest on; no importances from too few."""
+    sweep, rows = synthetic()
+    index = report.render_report(sweep, rows, tmp_path / "report")
+    _, data = check_page(index.parent)
+    for name in ("param_importances", "slice", "metric_vs_params"):
+        assert "from 8 full-budget trials; 2 stopped early are left out" in data["figures"][name]["caption"], name
+    stopped_values = {rows[i]["metrics"]["pairs_acc"] for i in STOPPED_EARLY}
+    for name in ("slice", "metric_vs_params"):
+        plotted = {y for ax in axes_of(data, name) for s in ax["scatters"] for _, y in s["points"]}
+        assert plotted and not plotted & stopped_values, name
+
+    # A stopped trial's number changes nothing in the importances.
+    for i in STOPPED_EARLY:
+        rows[i]["metrics"]["pairs_acc"] = rows[i]["history"][-1]["pairs_acc"] = 0.99
+    index = report.render_report(sweep, rows, tmp_path / "changed")
+    assert json.loads((index.parent / "data.json").read_text())["importances"] == data["importances"]
+
+    # One full-budget trial fewer than parameters + 2: a note, no chart.
+    rows[0]["history"] = rows[0]["history"][:2]
+    rows[0]["metrics"] = dict(rows[0]["history"][-1])
+    rows[0]["state"] = trial_state(rows[0]["status"], 20, 30)
+    index = report.render_report(sweep, rows, tmp_path / "few")
+    page, data = check_page(index.parent)
+    assert "param_importances" not in data["figures"] and "importances" not in data
+    assert ("No importance chart: 7 trials trained the full budget; importances of 6 searched parameters need at "
+            "least 8 (parameters + 2).") in page
+    assert "from 7 full-budget trials; 3 stopped early are left out" in data["figures"]["slice"]["caption"]

@@ -110,3 +110,90 @@ def test_early_stopping_never_stops_the_baseline():
     plain = ASHAScheduler(time_attr="step", max_t=40, grace_period=10, reduction_factor=2)
     assert decisions(plain) == (TrialScheduler.STOP, TrialScheduler.STOP)  # ASHA alone drops both
     assert decisions(build_scheduler(spec)) == (TrialScheduler.CONTINUE, TrialScheduler.STOP)
+
+
+# --- paired comparisons -----------------------------------------------------------------
+
+
+def test_paired_proportions_by_hand():
+    from sweeps.stats import paired_proportions
+
+    # 10 pairs: 3 only a got right, 1 only b, 6 concordant. Difference (3 - 1) / 10 = 0.2;
+    # se = sqrt(3 + 1 - (3 - 1)^2 / 10) / 10 = sqrt(3.6) / 10.
+    a = [1, 1, 1, 0, 1, 1, 0, 0, 1, 0]
+    b = [0, 0, 0, 1, 1, 1, 0, 0, 1, 0]
+    result = paired_proportions([bool(x) for x in a], [bool(x) for x in b])
+    assert result.difference == pytest.approx(0.2)
+    assert result.se == pytest.approx(math.sqrt(3.6) / 10)
+    assert result.z == pytest.approx(0.2 / (math.sqrt(3.6) / 10))
+    assert result.paired_over == "10 shared pairs, 4 discordant"
+    # The combined binomial SE of 0.6 and 0.4 over 10 pairs each is larger: pairing can only help
+    # when the runs agree on most items.
+    assert compare(0.6, 0.4, math.sqrt(0.24 / 10), math.sqrt(0.24 / 10)).se > result.se
+    # Identical runs: no discordant pair, difference 0 with SE 0.
+    same = paired_proportions([True, False, True], [True, False, True])
+    assert same.difference == 0 and same.se == 0 and not same.distinguishable
+    with pytest.raises(ValueError):
+        paired_proportions([True], [True, False])
+
+
+def test_paired_ratio_difference_by_hand():
+    from sweeps.stats import paired_ratio_difference
+
+    # Rows: a = (2, 4, 6), b = (1, 3, 5), tokens w = (1, 2, 3). d = (1, 1, 1), D = 3 / 6 = 0.5;
+    # residuals d - D w = (0.5, 0, -0.5), sum of squares 0.5, / (n (n - 1)) = 1/12, sqrt / mean(w) = 2.
+    result = paired_ratio_difference([2, 4, 6], [1, 3, 5], [1, 2, 3])
+    assert result.difference == pytest.approx(0.5)
+    assert result.se == pytest.approx(math.sqrt(0.5 / 6) / 2)
+    assert result.paired_over == "3 shared rows"
+
+
+def test_paired_se_matches_the_spread_over_resampled_evaluation_sets():
+    """The reported paired SE is the standard deviation of the difference over evaluation sets
+    drawn afresh from the same population of items (checked by simulation)."""
+    import numpy as np
+
+    from sweeps.stats import paired_proportions, paired_ratio_difference
+
+    rng = np.random.default_rng(0)
+    # A population of items: each has a difficulty; model b is slightly better than a, and both
+    # get most items right or wrong together (as two trials of one sweep do).
+    population = 200_000
+    difficulty = rng.normal(size=population)
+    a_right = (difficulty + 0.3 * rng.normal(size=population)) < 0.30
+    b_right = (difficulty + 0.3 * rng.normal(size=population)) < 0.36
+    n, draws = 1000, 400
+    differences, reported = [], []
+    for _ in range(draws):
+        pick = rng.integers(0, population, size=n)
+        result = paired_proportions(a_right[pick].tolist(), b_right[pick].tolist())
+        differences.append(result.difference)
+        reported.append(result.se)
+    assert np.std(differences) == pytest.approx(np.mean(reported), rel=0.1)
+    # ... and well below the unpaired combined SE (about half here).
+    unpaired = math.sqrt(2 * 0.6 * 0.4 / n)
+    assert np.mean(reported) < 0.6 * unpaired
+
+    # Rows: token counts vary, per-row bound terms of the two runs are strongly correlated.
+    tokens = rng.integers(5, 60, size=population).astype(float)
+    base = tokens * rng.gamma(4.0, 1.2, size=population)
+    a_bound = base * (1 + 0.05 * rng.normal(size=population))
+    b_bound = base * (0.97 + 0.05 * rng.normal(size=population))
+    differences, reported = [], []
+    for _ in range(draws):
+        pick = rng.integers(0, population, size=300)
+        result = paired_ratio_difference(a_bound[pick], b_bound[pick], tokens[pick])
+        differences.append(result.difference)
+        reported.append(result.se)
+    assert np.std(differences) == pytest.approx(np.mean(reported), rel=0.1)
+
+
+def test_paired_verdict_in_words_keeps_the_unpaired_figure():
+    from sweeps.stats import paired_proportions
+
+    unpaired = compare(0.62, 0.58, 0.02, 0.02)
+    paired = paired_proportions([True] * 50 + [False] * 950, [False] * 10 + [True] * 0 + [False] * 990)
+    words = type(paired)(paired.difference, paired.se, paired.z, paired.distinguishable, paired.paired_over,
+                         unpaired).words("pairs_acc", "a", "b")
+    assert "paired standard error" in words and "paired over 1000 shared pairs, 50 discordant" in words
+    assert f"z = {unpaired.z:.2f}" in words and "unpaired" in words

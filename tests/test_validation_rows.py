@@ -8,7 +8,7 @@ import pytest
 
 from trainer.data.prepare import prepare_corpus
 from trainer.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, load_tokenizer
-from trainer.data.validation import allocate, validation_rows
+from trainer.data.validation import allocate, interim_keep, validation_rows
 
 
 def test_largest_remainder_by_hand():
@@ -94,3 +94,57 @@ def test_validation_sample_reads_both_domains(two_domains):
     assert in_alpha == allocate([n_alpha, n_beta], n)[0] and 0 < in_alpha < n
     assert set(range(n)) <= set(range(spans[0][2]))  # the old first-n rows: alpha only
     assert [f["path"] for f in description["files"]] == ["alpha.dev", "beta.dev"]
+
+
+def per_file_counts(rows, spans):
+    return np.array([int(((rows >= start) & (rows < end)).sum()) for _, start, end in spans])
+
+
+def spans_of(sizes):
+    ends = np.cumsum(sizes)
+    return [(f"file{i}.dev", int(end - size), int(end)) for i, (size, end) in enumerate(zip(sizes, ends))]
+
+
+@pytest.mark.parametrize("sizes", [(1000, 500, 30), (1248, 2753), (5000, 40, 700, 3, 1200, 90)])
+def test_interim_subsample_keeps_every_files_share_and_every_rates(sizes):
+    """The interim quarter is a stratified sample of the same files in the same proportions."""
+    num_rates, subsample, n = 8, 4, 512
+    spans = spans_of(sizes)
+    rows, _ = validation_rows(spans, n)
+    keep = interim_keep(len(rows), num_rates, subsample)
+    assert keep.sum() == 128
+    in_sample = per_file_counts(rows, spans)
+    in_interim = per_file_counts(rows[keep], spans)
+    # Each file's share among the kept rows is its share of the whole sample to within the
+    # rounding of apportioning 128 rows over the files (Sainte-Lague on a proportional
+    # interleave keeps every prefix within about a row; 1.5 leaves room for that rounding).
+    assert np.all(np.abs(in_interim - in_sample * keep.sum() / n) <= 1.5), (in_interim, in_sample / 4)
+    # Every mask rate (row i at rate i mod num_rates) keeps its share: 16 rows each.
+    assert np.array_equal(np.bincount(np.flatnonzero(keep) % num_rates, minlength=num_rates), np.full(num_rates, 16))
+
+
+@pytest.mark.parametrize("sizes, num_rates", [((3000, 3000), 8), ((1000, 500, 30), 8), ((1248, 2753), 8),
+                                              ((900, 900, 900, 50), 4), ((5000, 40, 700, 3, 1200, 90), 16)])
+def test_each_file_meets_every_mask_rate_about_equally_often(sizes, num_rates):
+    """Row i is scored at rate i mod num_rates, so a file's rows must not fall in step with it
+    (interleaving two equal files alone would give one only the even rates)."""
+    spans = spans_of(sizes)
+    rows, _ = validation_rows(spans, 512, num_rates=num_rates)
+    rate = np.arange(len(rows)) % num_rates
+    for (_, start, end), k in zip(spans, per_file_counts(rows, spans)):
+        mine = (rows >= start) & (rows < end)
+        per_rate = np.bincount(rate[mine], minlength=num_rates)
+        assert np.all(np.abs(per_rate - k / num_rates) <= 1.5), (k, per_rate)
+
+
+def test_the_order_changes_neither_the_rows_nor_any_files_count():
+    spans = spans_of((1000, 500, 30))
+    rows, description = validation_rows(spans, 512)
+    assert len(set(rows.tolist())) == 512
+    assert per_file_counts(rows, spans).tolist() == allocate([1000, 500, 30], 512) == [335, 167, 10]
+    assert "interleaved" in description["order"]
+    # The same rows in another rate block (only the order inside blocks may differ).
+    other, _ = validation_rows(spans, 512, num_rates=4)
+    assert sorted(other.tolist()) == sorted(rows.tolist())
+    assert np.array_equal(interim_keep(10, 4, 2), [True] * 8 + [False] * 2)  # blocks 0, 1 of 3
+    assert interim_keep(7, 8, 3).all() and interim_keep(512, 8, 1).all()

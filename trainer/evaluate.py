@@ -11,11 +11,12 @@ masks (common random numbers), and reruns give the same number.
 
 `val_acc` — accuracy of the argmax at those same masked positions.
 
-`subsample = s` scores one block of K consecutive rows in every s (rows i with
-(i // K) mod s = 0): every rate keeps its share, and each scored row has the very masks it
-has in the full evaluation, so the subsample estimates the same number with a larger
-standard error (about sqrt(s) times). A run scores a subsample at evaluations nothing
-selects on, and everything at its last.
+`subsample = s` scores the first ceil(B / s) of the B blocks of K consecutive rows
+(`trainer.data.validation.interim_keep`): whole blocks, so every rate keeps its share, and
+a prefix of the validation sample's interleaved order, so every source file keeps its share to
+about a row; each scored row has the very masks it has in the full evaluation. The subsample
+therefore estimates approximately the same number with a larger standard error (about sqrt(s)
+times). A run scores a subsample at interim evaluations, and everything at its last.
 
 `pairs_acc` — zero-shot minimal pairs by MLM pseudo-log-likelihood (Salazar et al.
 2020, as the BabyLM pipeline computes it): one copy per scored token with that
@@ -32,7 +33,9 @@ less than the measurement's own noise:
       se(R) = sqrt( sum_i (a_i - R b_i)^2 / (n (n - 1)) ) / mean(b).
 These describe one trial's number on this evaluation set. Trials scored on the same pairs,
 rows and masks share part of that noise, so the difference of two trials is less noisy than
-their SEs combined: comparing with the combined SE errs on the side of "not distinguishable".
+their SEs combined. Each evaluation therefore also hands back its per-item terms (`correct` per
+pair from `score_pairs`; `per_row` from `validation_metrics`), from which sweeps/stats.py judges
+a difference item by item (paired).
 """
 
 from __future__ import annotations
@@ -47,10 +50,14 @@ import torch
 import torch.nn.functional as F
 
 from trainer.data.pairs import MinimalPair
+from trainer.data.validation import interim_keep
 from trainer.objective import subs_logits
 
 # Fixed for every run on purpose: the validation masks are common random numbers.
 VALIDATION_SEED = 1_234_567
+# Selection metrics are computed in float32 whatever the training precision (as the official
+# BabyLM pipeline scores): a trial's number must not depend on the machine's bf16 support.
+EVAL_PRECISION = "float32"
 
 
 def binomial_se(proportion: float, n: int) -> float:
@@ -100,9 +107,14 @@ def validation_metrics(
     device: torch.device | str = "cpu",
     autocast=None,
     subsample: int = 1,
+    per_row: dict | None = None,
 ) -> dict[str, float]:
     """val_nelbo (nats per real token) and val_acc on fixed rates and fixed masks (on one block
-    of `num_rates` rows in every `subsample`: see the module's docstring)."""
+    of `num_rates` rows in every `subsample`: see the module's docstring).
+
+    `per_row`, when given a dict, receives each scored row's terms (numpy arrays in row order):
+    `kept` (bool over all rows: which were scored), `bound`, `tokens`, `correct`, `masked` — what
+    a paired comparison of two runs on the same rows needs."""
     ids = torch.as_tensor(np.asarray(rows), dtype=torch.long)
     n_rows, length = ids.shape
     generator = torch.Generator().manual_seed(VALIDATION_SEED)
@@ -112,7 +124,7 @@ def validation_metrics(
     masked = (uniforms < rates[:, None]) & maskable
     if subsample > 1:
         # Drawn for every row above, then selected: a scored row's masks do not depend on s.
-        keep = (torch.arange(n_rows) // num_rates) % subsample == 0
+        keep = torch.from_numpy(interim_keep(n_rows, num_rates, subsample))
         ids, rates, maskable, masked = ids[keep], rates[keep], maskable[keep], masked[keep]
         n_rows = ids.shape[0]
 
@@ -138,6 +150,10 @@ def validation_metrics(
         row_bound.index_add_(0, (row_of + offset).cpu(), (token_ce / row_rates[row_of]).cpu())
         row_correct.index_add_(0, (row_of + offset).cpu(), (logits.argmax(-1) == targets).double().cpu())
     row_tokens = maskable.sum(1).double()
+    if per_row is not None:
+        per_row.update(kept=keep.numpy() if subsample > 1 else np.ones(len(row_tokens), dtype=bool),
+                       bound=row_bound.numpy(), tokens=row_tokens.numpy(), correct=row_correct.numpy(),
+                       masked=row_masked.numpy())
     return {
         "val_nelbo": float(row_bound.sum()) / max(float(row_tokens.sum()), 1.0),
         "val_nelbo_se": ratio_se(row_bound, row_tokens),
@@ -213,6 +229,7 @@ def score_pairs(
     for i, pair in enumerate(pairs):
         count[pair.paradigm] += 1
         right[pair.paradigm] += int(plls[2 * i] > plls[2 * i + 1])
+    correct = [plls[2 * i] > plls[2 * i + 1] for i in range(len(pairs))]
     by_paradigm = {name: right[name] / count[name] for name in sorted(count)}
     n = sum(count.values())
     accuracy = sum(right.values()) / max(n, 1)
@@ -221,4 +238,6 @@ def score_pairs(
         "pairs_acc_se": binomial_se(accuracy, n),
         "pairs_scored": n,
         "pairs_acc_by_paradigm": by_paradigm,
+        "pairs_by_paradigm": dict(sorted(count.items())),
+        "correct": correct,  # per pair, in the order given: the paired comparison's evidence
     }

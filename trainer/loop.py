@@ -37,7 +37,8 @@ from trainer.data.pairs import limit_per_paradigm, load_pairs, split_description
 from trainer.data.prepare import open_prepared
 from trainer.data.validation import validation_rows
 from trainer.data.tokenizer import BOS_ID, MASK_ID, NUM_SPECIAL_TOKENS, PAD_ID, load_tokenizer
-from trainer.evaluate import score_pairs, validation_metrics
+from trainer.eval_items import pairs_record, rows_record
+from trainer.evaluate import EVAL_PRECISION, score_pairs, validation_metrics
 from trainer.masking import (
     apply_mask,
     curriculum_power,
@@ -282,6 +283,53 @@ def train_step(setup: StepSetup, state: LoopState, window: Window,
     return StepResult(LoopState(state.step + 1, next_position), indices, lr, frequency_power, masked_tokens, tokens)
 
 
+@dataclass
+class EvaluationSets:
+    """What every evaluation of a run scores, fixed for the run (and the same in every trial of a
+    sweep on the same data): validation rows (ids and their row numbers in the validation shard),
+    tuning and held-out minimal pairs, and the encoder of a pair's sentences."""
+
+    val_ids: np.ndarray
+    val_rows: np.ndarray
+    tuning_pairs: list
+    heldout_pairs: list
+    encode: Callable[[str], list[int]]
+
+
+def evaluate_run(model: torch.nn.Module, config: TrainConfig, sets: EvaluationSets, device: torch.device,
+                 final: bool) -> tuple[dict, dict]:
+    """The selection metrics of `model` (the EMA weights) and their per-item records.
+
+    Computed in float32 (EVAL_PRECISION) whatever `config.precision` trained the weights, so the
+    same weights give the same numbers on every machine. Interim evaluations (not `final`) score
+    `config.interim_val_subsample`'s share of the validation rows and no held-out pairs: nothing
+    may select on those, so their scores would only cost time."""
+    start = time.perf_counter()
+    scoring = dict(num_special=NUM_SPECIAL_TOKENS, mask_id=MASK_ID, pad_id=PAD_ID,
+                   policy=config.eval_time_conditioning, fixed_rate=config.eval_fixed_rate, device=device,
+                   autocast=None)
+    per_row: dict = {}
+    metrics = validation_metrics(model, sets.val_ids, num_rates=config.val_mask_rates,
+                                 batch_size=max(config.micro_batch_size, 32),
+                                 subsample=1 if final else config.interim_val_subsample, per_row=per_row, **scoring)
+    metrics["eval_precision"] = EVAL_PRECISION
+    items = {"val": rows_record(sets.val_rows[per_row["kept"]], per_row["bound"], per_row["tokens"],
+                                per_row["correct"], per_row["masked"])}
+    for name, part in (("pairs_acc", sets.tuning_pairs), ("pairs_acc_heldout", sets.heldout_pairs if final else [])):
+        if not part:
+            continue
+        scores = score_pairs(model, part, sets.encode, **scoring)
+        metrics[name] = scores["pairs_acc"]
+        metrics[f"{name}_se"] = scores["pairs_acc_se"]
+        metrics[f"{name.replace('_acc', '')}_scored"] = scores["pairs_scored"]
+        metrics.update({f"{name}/{k}": v for k, v in scores["pairs_acc_by_paradigm"].items()})
+        if name == "pairs_acc":
+            metrics.update({f"pairs_n/{k}": n for k, n in scores["pairs_by_paradigm"].items()})
+        items[name.replace("_acc", "")] = pairs_record(scores["correct"], [f"{p.paradigm}/{p.pair_id}" for p in part])
+    metrics["eval_s"] = time.perf_counter() - start
+    return metrics, items
+
+
 def train_loop(
     config: TrainConfig,
     data_root: str | Path,
@@ -322,7 +370,7 @@ def train_loop(
     last_step = min(total_steps, stop_at_step or total_steps)
     train_rows = TokenShard(data.train_path)
     # One fixed sample spread over every validation file, the same for every trial.
-    val_indices, validation = validation_rows(data.source_rows("val"), config.val_rows)
+    val_indices, validation = validation_rows(data.source_rows("val"), config.val_rows, num_rates=config.val_mask_rates)
     val_ids = TokenShard(data.val_path).rows(val_indices)
     vocab_size = data.vocab_size
     if rank == 0:
@@ -393,49 +441,16 @@ def train_loop(
         progress_bar = tqdm(total=last_step, initial=state.step, desc="train", unit="step", dynamic_ncols=True)
 
     # --- evaluation and reporting ----------------------------------------------
+    evaluation_sets = EvaluationSets(val_ids, val_indices, tuning_pairs, heldout_pairs, encode)
+
     def evaluate_and_report(extra: dict) -> dict:
         metrics = dict(extra)
         if rank == 0:
-            eval_start = time.perf_counter()
-            final = state.step >= last_step
-            metrics.update(
-                validation_metrics(
-                    ema_model,
-                    val_ids,
-                    num_rates=config.val_mask_rates,
-                    num_special=NUM_SPECIAL_TOKENS,
-                    mask_id=MASK_ID,
-                    pad_id=PAD_ID,
-                    policy=config.eval_time_conditioning,
-                    fixed_rate=config.eval_fixed_rate,
-                    batch_size=max(micro, 32),
-                    device=device,
-                    autocast=autocast,
-                    subsample=1 if final else config.interim_val_subsample,
-                )
-            )
-            # Held-out pairs are scored once, at the run's last evaluation: nothing may select on
-            # them, so the earlier scores would only cost time (a third of an evaluation).
-            for name, part in (("pairs_acc", tuning_pairs), ("pairs_acc_heldout", heldout_pairs if final else [])):
-                if not part:
-                    continue
-                scores = score_pairs(
-                    ema_model,
-                    part,
-                    encode,
-                    num_special=NUM_SPECIAL_TOKENS,
-                    mask_id=MASK_ID,
-                    pad_id=PAD_ID,
-                    policy=config.eval_time_conditioning,
-                    fixed_rate=config.eval_fixed_rate,
-                    device=device,
-                    autocast=autocast,
-                )
-                metrics[name] = scores["pairs_acc"]
-                metrics[f"{name}_se"] = scores["pairs_acc_se"]
-                metrics.update({f"{name}/{k}": v for k, v in scores["pairs_acc_by_paradigm"].items()})
+            scores, items = evaluate_run(ema_model, config, evaluation_sets, device, final=state.step >= last_step)
+            # The per-item records travel with the metrics (to metrics.jsonl, and to Tune, whose
+            # early stopping compares trials on them): a few kB per evaluation.
+            metrics.update(scores, items=items)
             release_freed_memory()
-            metrics["eval_s"] = time.perf_counter() - eval_start
         checkpoint_dir = None
         if rank == 0 and (state.step % config.checkpoint_every == 0 or state.step >= last_step):
             checkpoint_dir = save_checkpoint(
