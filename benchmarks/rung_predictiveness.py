@@ -144,8 +144,8 @@ def simulated_paired_stops(curves: dict[float, list[dict]], metric: str, alpha: 
                 continue
             z = comparison.z if higher else -comparison.z
             critical = NormalDist().inv_cdf(1 - alpha / len(others))
-            decisions.append({"step": step, "run": value, "leader": leader, "z": z, "critical": critical,
-                              "stops": z < -critical})
+            decisions.append({"step": step, "run": value, "leader": leader, "z": float(z), "critical": critical,
+                              "stops": bool(z < -critical)})
     return decisions
 
 

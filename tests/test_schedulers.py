@@ -200,3 +200,22 @@ def test_paired_stopping_stops_only_trials_clearly_behind_on_the_shared_items():
     stop = scheduler.stops["chance"]
     assert stop["step"] == EVERY and stop["leader"] == "leader" and stop["z"] < -stop["critical_z"]
     assert stop["paired_over"].startswith("1000 shared pairs")
+
+
+def test_paired_stopping_decides_at_the_first_rung_only():
+    """A trial that falls clearly behind only after the first rung trains on: later, curves cross."""
+    from trainer.eval_items import pairs_record
+
+    n = 1000
+    keys = [f"p/{i}" for i in range(n)]
+    rng = np.random.default_rng(1)
+    good = rng.random(n) < 0.75
+    coin = rng.random(n) < 0.5
+    trials = [FakeTrial("leader", 0.3), FakeTrial("late", 0.4)]
+
+    def metrics(trial, step):
+        bits = coin if (trial.trial_id == "late" and step > EVERY) else good
+        return {"pairs_acc": float(bits.mean()), "items": {"pairs": pairs_record(bits.tolist(), keys)}}
+
+    run = drive(build_scheduler(spec_deciding("paired")), trials, metrics)
+    assert not run.stopped_early and {t.trial_id for t in run.finished} == {"leader", "late"}
