@@ -18,7 +18,7 @@ from pathlib import Path
 from sweeps import storage
 from sweeps.spec import SweepSpec
 
-RESULT_FILES = ("best_config.json", "leaderboard.csv")
+RESULT_FILES = ("best_config.json", "leaderboard.csv", "study.json", "stops.json")
 
 
 def log_sweep_summary(spec: SweepSpec, mode: str, report_index: Path | None = None) -> str | None:

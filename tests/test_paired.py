@@ -167,3 +167,38 @@ def test_a_study_trains_every_point_with_every_seed_and_writes_its_table(tmp_pat
     rows = read_trials(spec)
     assert len(rows) == 4 and all(r["items"] and r["eval_precision"] == "float32" for r in rows)
     assert "shared pairs" in judge(rows[0], rows[1], spec).paired_over
+
+
+def test_study_table_by_hand():
+    """Per configuration mean ± SE over seeds, the seed-paired difference with its t interval, and
+    the paper's sign, on numbers small enough to check by hand."""
+    from sweeps.study import agreement, study_table
+    from tests_spec import spec_for
+    from trainer.config import TrainConfig
+
+    spec = spec_for(space="p_study", max_steps=30)
+    spec = spec.with_changes(search={**spec.search.model_dump(), "algorithm": "grid", "scheduler": "none"})
+    rows = []
+    # p = 0 scores 0.70, 0.66, 0.68 on seeds 0-2; p = 1 scores 0.60, 0.61, 0.59: differences 0.10, 0.05, 0.09.
+    for p, scores in ((0.0, (0.70, 0.66, 0.68)), (1.0, (0.60, 0.61, 0.59))):
+        for seed, score in enumerate(scores):
+            rows.append({"state": "finished", "values": {"schedule": "bimodal_gaussian", "derivative_power": p,
+                                                         "seed": seed},
+                         "config": TrainConfig(seed=seed),
+                         "metrics": {"pairs_acc": score, "pairs_scored": 100, "pairs_acc_heldout": score,
+                                     "pairs_heldout_scored": 100, "val_nelbo": 4.0 + p}})
+    rows.append({**rows[0], "state": "stopped at step 10"})  # not a full-budget measurement: ignored
+    document = study_table(spec, rows)
+    zero, one = document["configs"]
+    assert zero["label"] == "derivative_power = 0" and zero["paper_score"] == 78.28
+    assert zero["pairs_acc_all"]["mean"] == pytest.approx(0.68)
+    assert zero["pairs_acc_all"]["se"] == pytest.approx(0.02 / math.sqrt(3))  # sd of (0.70, 0.66, 0.68) = 0.02
+    (difference,) = document["differences"]
+    d = difference["pairs_acc_all"]
+    # mean 0.08, sd of (0.10, 0.05, 0.09) = sqrt(0.0007), t(0.975, 2) = 4.303.
+    half = 4.303 * math.sqrt(0.0007) / math.sqrt(3)
+    assert d["mean"] == pytest.approx(0.08) and d["ci_high"] - d["mean"] == pytest.approx(half, rel=1e-3)
+    assert d["distinguishable"] and difference["paper"] == pytest.approx(10.15)
+    assert difference["agreement"].startswith("agrees with the paper")
+    assert agreement(-1.0, d).startswith("OPPOSITE")
+    assert "contains 0" in agreement(1.0, {**d, "distinguishable": False})
