@@ -828,8 +828,11 @@ def render_report(
             for t in study.trials
         ]
         if study_document:
+            # A study's answer is its table over seeds; its "best trial" is one lucky seed (two seeds
+            # of one configuration differ well beyond the evaluation's noise), so none is named.
             _study_section(page, study_document)
-        _best_section(page, spec, ranked, confirmation)
+        else:
+            _best_section(page, spec, ranked, confirmation)
         _history_section(page, spec, study, rows, metric)
         _importance_section(page, spec, rows, metric, extra)
         _parameters_section(page, spec, rows, metric)
