@@ -1037,6 +1037,10 @@ def _importance_section(page: _Page, spec: SweepSpec, rows: list[dict], metric: 
                   f"{len(searched)} searched parameters need at least {needed} (parameters + 2)")
     elif not varying:
         reason = "no searched parameter varies across the full-budget trials"
+    elif len(varying) == 1:
+        # Shares of the variation among one parameter: it is 1 by construction, whatever the noise.
+        reason = (f"only {varying[0]} varies, so it gets all of the variation by construction; "
+                  "see the metric against it below")
     elif len({r["metrics"][metric] for r in full}) < 2:
         reason = f"every full-budget trial has the same {metric}, so no parameter explains any of it"
     evaluator = importance_evaluator()
