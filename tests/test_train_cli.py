@@ -81,7 +81,7 @@ def test_set_reaches_architecture_fields_and_preset_resets_them():
     """`--set model.<field>` changes one field of the preset's architecture; `--set preset=<name>`
     is --preset (the architecture becomes that preset's, not the old one under a new label)."""
     from trainer.config import PRESETS, TrainConfig
-    from trainer.train import apply_overrides
+    from trainer.config import apply_overrides
 
     def config(**overrides):
         return TrainConfig.parse(apply_overrides(TrainConfig().as_dict(), overrides))

@@ -283,3 +283,42 @@ def _declared_bounds(loc: tuple) -> list[str]:
             if value is not None:
                 bounds.append(f"{sym} {value}")
     return bounds
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """`--set field=value` pairs; values are parsed as JSON when they parse, else kept as strings."""
+    overrides = {}
+    for item in pairs:
+        if "=" not in item:
+            raise ConfigError(f"--set expects field=value, got '{item}'")
+        key, raw = item.split("=", 1)
+        try:
+            overrides[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = raw
+    return overrides
+
+
+def apply_overrides(data: dict, overrides: dict) -> dict:
+    """Apply `--set` values to a config dict. `preset=<name>` resets the architecture to that
+    preset's, as --preset does; `model.<field>=<value>` sets one architecture field (after any
+    preset change), e.g. `--set model.dropout=0.1`."""
+    overrides = dict(overrides)
+    if "preset" in overrides:
+        preset = overrides.pop("preset")
+        if preset != data.get("preset") or not isinstance(data.get("model"), dict):
+            data["preset"], data["model"] = preset, None
+    for key, value in overrides.items():
+        section, dotted, field = key.partition(".")
+        if not dotted:
+            data[key] = value
+            continue
+        if section != "model" or not field or "." in field:
+            raise ConfigError(f"--set {key}: only architecture fields take a dotted name (model.<field>)")
+        if not isinstance(data.get("model"), dict):
+            preset = data.get("preset", TrainConfig.model_fields["preset"].default)
+            if preset not in PRESETS:
+                raise ConfigError(f"preset: '{preset}' is not one of {', '.join(PRESETS)}")
+            data["model"] = PRESETS[preset].model_dump(mode="json")
+        data["model"] = {**data["model"], field: value}
+    return data
