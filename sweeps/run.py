@@ -27,14 +27,13 @@ if __package__ in (None, ""):
     # `python sweeps/run.py` puts sweeps/ on sys.path, not the project root.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+# Only light modules at the top: --help, flag and space errors and the dry run's local checks
+# answer before torch or Ray is imported (about 6 s on a 2-core machine); the heavy layers are
+# imported where they are used.
 from search_spaces import SearchSpace, apply_values, builtin_names, list_spaces, load_space
 from sweeps import storage
-from sweeps.confirm import run_confirmation
-from sweeps.export import export_sweep
-from sweeps.report import write_report
-from sweeps.results import read_trials
-from sweeps.study import write_study
 from sweeps.spec import (
+    FINISHED_FILE,
     SCHEDULERS,
     SEARCHES,
     SWEEP_FILE,
@@ -51,15 +50,14 @@ from sweeps.spec import (
     default_optuna_storage,
     package_versions,
 )
-from sweeps.tuning import check_cluster_resources, check_resources, fit
-from sweeps.wandb_summary import log_sweep_summary
-from sweeps.warm_start import warm_start
 from trainer.budget import parse_word_count, resolve_max_steps
 from trainer.cli import ArgumentParser
-from trainer.config import TrainConfig
+from trainer.config import TrainConfig, apply_overrides, parse_overrides
 from trainer.data.validation import validation_rows
 from trainer.errors import UserError
-from trainer.train import apply_overrides, check_reachable, connect_ray, parse_overrides
+
+# A grid larger than this is almost always a slip (`--search grid --space full` is 630,600 trials).
+MAX_GRID_TRIALS = 1000
 
 
 def default_wandb_mode() -> str:
@@ -81,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="early stopping on training steps (paired: stop a trial only when it trails the rung's "
                    "leader by more than the evaluation's noise, paired over the shared items; asha: halve at each rung)")
     p.add_argument("--num-samples", type=int, default=8, help="trials (ignored by grid search)")
+    p.add_argument("--allow-large-grid", action="store_true",
+                   help=f"run a grid search of more than {MAX_GRID_TRIALS:,} trials (refused otherwise)")
     p.add_argument("--max-concurrent", type=int, default=0, help="at most this many trials at once (0: as resources allow)")
     # 600: the default `tiny` trial on the built-in corpus learns the pairs' agreement only after
     # ~500 steps (benchmarks/first_run.py: at 120 every trial scored at chance, 0.49-0.54, so the
@@ -285,10 +285,49 @@ def plan_text(args, space: SearchSpace, config: TrainConfig, objectives, resourc
     return "\n".join(lines)
 
 
+def preflight(args, space: SearchSpace, config: TrainConfig, root: str) -> None:
+    """Every check a run makes before it prepares data or starts Ray, shared by --dry-run and the
+    real run so the dry run promises what the run will do: the corpus and pairs are folders of
+    the right files, the data cache and the storage take files (a probe file, created and
+    removed), the grid's size. Raises UserError naming the flag at fault. Imports neither torch
+    nor Ray, and leaves nothing behind."""
+    from trainer.data.pairs import PairsError, load_pairs
+    from trainer.data.prepare import DataError, corpus_layout
+    from trainer.data.sources import default_cache_dir
+
+    if config.corpus is not None:
+        try:
+            corpus_layout(Path(config.corpus))
+        except DataError as exc:
+            raise SweepError(f"--corpus: {exc}") from None
+    if config.pairs is not None:
+        try:
+            load_pairs(config.pairs)
+        except PairsError as exc:
+            raise SweepError(f"--pairs: {exc}") from None
+    cache = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
+    try:
+        storage.probe_folder(cache)
+    except OSError as exc:
+        flag = "--cache-dir" if args.cache_dir else "the data cache (set it with --cache-dir or $MDLM_CACHE_DIR)"
+        raise SweepError(f"{flag} {cache} cannot hold the prepared data: {exc.filename}: "
+                         f"{(exc.strerror or str(exc)).lower()}") from None
+    try:
+        storage.check_writable(root, contact=not args.dry_run)
+    except OSError as exc:
+        raise SweepError(f"--storage {args.storage} cannot take the sweep's files: "
+                         f"{exc.filename + ': ' if exc.filename else ''}{(exc.strerror or str(exc)).lower()}") from None
+    trials = planned_trials(args, space)
+    if args.search == "grid" and not space.study and trials > MAX_GRID_TRIALS and not args.allow_large_grid:
+        raise SweepError(f"--search grid over space {space.name} is {trials:,} trials (every grid point once); "
+                         f"narrow the space, use --search tpe with --num-samples, or pass --allow-large-grid")
+
+
 def dry_run_checks(args, space: SearchSpace, config: TrainConfig, resources: Resources, root: str) -> str:
     """What a real run would meet, checked without starting anything or writing anything: the
     corpus and pairs, the cluster's CPUs and GPUs, the word budget in steps, the grid's size and
     the storage the trials will fill. Raises UserError for what would fail."""
+    from sweeps.tuning import check_resources
     from trainer.data.pairs import load_pairs
     from trainer.data.sources import find_prepared
 
@@ -315,11 +354,11 @@ def dry_run_checks(args, space: SearchSpace, config: TrainConfig, resources: Res
                  f"{resources.cpus_per_trial:g} CPU(s) and {resources.gpus_per_trial:g} GPU(s)")
     trials = planned_trials(args, space)
     if args.search == "grid" and not space.study and trials > args.num_samples:
-        lines.append(f"warning: grid search runs every one of the space's {trials} grid points, more than "
+        lines.append(f"note: grid search runs every one of the space's {trials} grid points, more than "
                      f"--num-samples {args.num_samples} (which grid search ignores)")
     per_trial = checkpoint_bytes(config, prepared.vocab_size if prepared else config.vocab_size)
     confirm = args.confirm * (args.seeds or 3)
-    lines.append(f"storage: {root} ({'remote: not contacted by --dry-run' if storage.is_uri(root) else 'writable'}); "
+    lines.append(f"storage: {root} ({'remote: not contacted by --dry-run' if storage.is_uri(root) else 'writable: a probe file was created and removed'}); "
                  f"about {per_trial / 1e6:,.0f} MB per trial (its one checkpoint), "
                  f"{per_trial * (trials + confirm) / 1e9:,.2f} GB for {trials + confirm} trials")
     lines.append("dry run: nothing was started and nothing was written")
@@ -342,6 +381,8 @@ def planned_cluster_resources() -> dict:
     this machine's CPUs and GPUs (what a local Ray would offer), without starting Ray."""
     if os.environ.get("RAY_ADDRESS"):
         import ray
+
+        from trainer.train import check_reachable, connect_ray
 
         check_reachable(os.environ["RAY_ADDRESS"])
         connect_ray(log_to_driver=False)
@@ -389,6 +430,7 @@ def latest_sweep(root: str) -> str | None:
 def build_spec(args, argv, root: str, name: str, space: SearchSpace, config: TrainConfig,
                objectives, resources: Resources) -> SweepSpec:
     """Prepare the data (once, for every trial) and write down everything the sweep is."""
+    from sweeps.warm_start import warm_start
     from trainer.data.pairs import load_pairs, split_description, split_pairs
     from trainer.data.sources import resolve_data
 
@@ -469,17 +511,25 @@ def main(argv: list[str] | None = None) -> int:
         validate_args(args)
         if args.address:
             os.environ["RAY_ADDRESS"] = args.address
-        if os.environ.get("RAY_ADDRESS") and not args.dry_run:
-            check_reachable(os.environ["RAY_ADDRESS"])  # seconds, not Ray's minute of retries
         root, name = experiment_location(args)
         experiment = storage.join(root, name)
         if args.export:
+            from sweeps.export import export_sweep
+
             export_sweep(experiment, pick=args.pick)
             return 0
         if args.resume:
             if not storage.exists(storage.join(experiment, SWEEP_FILE)):
                 raise SweepError(f"--resume: no sweep at {experiment} (missing {SWEEP_FILE})")
+            finished = finished_note(experiment)
+            if finished:
+                print(finished)
+                return 0
             spec = SweepSpec.load(experiment)
+            if os.environ.get("RAY_ADDRESS"):
+                from trainer.train import check_reachable
+
+                check_reachable(os.environ["RAY_ADDRESS"])  # seconds, not Ray's minute of retries
         else:
             space = load_space(args.space)
             config = base_config(args, space)
@@ -497,18 +547,54 @@ def main(argv: list[str] | None = None) -> int:
                 raise SweepError("--warm-start seeds an Optuna study; grid search has none (use tpe, random or cmaes)")
             if args.warm_start:
                 SweepSpec.load(storage.normalise(args.warm_start))  # a readable sweep, before any slow work
-            storage.check_writable(root, contact=not args.dry_run)
+            preflight(args, space, config, root)
             print(plan_text(args, space, config, objectives, resources, experiment), flush=True)
             if args.dry_run:
                 print(dry_run_checks(args, space, config, resources, root), flush=True)
                 return 0
+            if os.environ.get("RAY_ADDRESS"):
+                from trainer.train import check_reachable
+
+                check_reachable(os.environ["RAY_ADDRESS"])
+            if not args.autoscaling:
+                from sweeps.tuning import check_resources
+
+                # Refused here, before the data is prepared or Ray is started.
+                check_resources(planned_cluster_resources(), resources)
             spec = build_spec(args, argv, root, name, space, config, objectives, resources)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"error: storage {args.storage} is not writable ({exc.strerror or exc})", file=sys.stderr)
+    except OSError as exc:  # what the checks above could not foresee (a disk filling up, a lost mount)
+        print(f"error: {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", file=sys.stderr)
         return 2
+    return run_sweep(args, spec, experiment)
+
+
+def finished_note(experiment: str) -> str | None:
+    """What --resume says of a sweep that already ended (None while it has work left)."""
+    import json
+
+    marker = storage.join(experiment, FINISHED_FILE)
+    if not storage.exists(marker):
+        return None
+    ended = json.loads(storage.read_text(marker))
+    return (f"sweep {experiment} finished at {ended.get('finished', '?')}: nothing to resume. Its results: "
+            f"{ended.get('report') or storage.join(experiment, 'report')}; "
+            f"the best config: python sweeps/run.py --export --name {Path(experiment).name}")
+
+
+def run_sweep(args, spec: SweepSpec, experiment: str) -> int:
+    """Start (or join) Ray, run the trials, export, confirm, report."""
+    import json
+
+    from sweeps.confirm import run_confirmation
+    from sweeps.export import export_sweep
+    from sweeps.results import read_trials
+    from sweeps.study import write_study
+    from sweeps.tuning import check_cluster_resources, fit
+    from sweeps.wandb_summary import log_sweep_summary
+    from trainer.train import connect_ray
 
     wandb_mode = args.wandb_mode or spec.wandb.mode
     if wandb_mode in ("offline", "disabled"):
@@ -546,6 +632,8 @@ def main(argv: list[str] | None = None) -> int:
 
             ray.shutdown()
     index = write_report_safely(experiment)
+    storage.write_text(storage.join(experiment, FINISHED_FILE), json.dumps(
+        {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "report": str(index) if index else None}) + "\n")
     try:
         folder = log_sweep_summary(spec, wandb_mode, index)
         if folder:
@@ -585,6 +673,8 @@ def log_ray_to_file(spec: SweepSpec) -> None:
 
 def write_report_safely(experiment: str) -> Path | None:
     """The report is a reading aid: a plotting failure must not fail a finished sweep."""
+    from sweeps.report import write_report
+
     try:
         path = write_report(experiment)
         print(f"report: {path}")

@@ -32,6 +32,7 @@ from trainer.config import TrainConfig
 from trainer.errors import UserError
 
 SWEEP_FILE = "sweep.json"
+FINISHED_FILE = "finished.json"  # written once the sweep, its export (and confirmation) ended: --resume has nothing to do
 STUDY_FILE = "optuna.db"  # the Optuna study of a local sweep: sqlite:///<experiment>/optuna.db
 SPEC_VERSION = 2  # 1: the untyped sweep dict before SweepSpec
 SEARCHES = ("tpe", "random", "grid", "cmaes")

@@ -59,17 +59,29 @@ def write_text(location: str, text: str) -> None:
 
 
 def check_writable(location: str, contact: bool = True) -> None:
-    """Raise OSError when the storage cannot take files, before any work starts. Writes nothing
-    on a local disk (it checks the nearest existing folder); a URI is contacted only when
-    `contact` (a dry run never contacts remote storage)."""
+    """Raise OSError when the storage cannot take files, before any work starts. On a local disk
+    it creates and removes a probe file in the nearest existing folder (root passes `os.access`
+    everywhere, and a read-only mount passes it too), so nothing is left behind; a URI is
+    contacted only when `contact` (a dry run never contacts remote storage)."""
     if is_uri(location):
         if contact:
             fs, path = filesystem(location)
             fs.get_file_info(path)  # reachable and authorised: raises OSError otherwise
         return
-    path = Path(location).expanduser().absolute()
+    probe_folder(Path(location))
+
+
+def probe_folder(path: Path) -> None:
+    """Raise OSError unless `path` is, or could be created as, a folder that takes files: its
+    nearest existing ancestor must be a folder in which a probe file can be created (and is
+    removed again)."""
+    path = path.expanduser().absolute()
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(existing))
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise PermissionError(errno.EACCES, "Permission denied", str(existing))
+    probe = existing / f".write-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        probe.touch(exist_ok=False)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or "cannot create a file", str(existing)) from None
+    probe.unlink()

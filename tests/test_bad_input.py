@@ -134,7 +134,17 @@ CASES = [
     ("config_bad_batch", lambda w: train(w, "--set", "batch_size=30", "--set", "micro_batch_size=8"), "must be a multiple of micro_batch_size"),
     ("budget_over_ten_epochs", lambda w: train(w, "--max-words", "10M"), "over max_epochs 10"),
     # Storage
-    ("storage_not_writable", lambda w: ("run", ["--storage", str(w["root"] / "a_file" / "sub"), *FAST_SWEEP]), "is not writable"),
+    ("storage_not_writable", lambda w: ("run", ["--storage", str(w["root"] / "a_file" / "sub"), *FAST_SWEEP]), "--storage"),
+    # /proc passes os.access(W_OK) for root: only a probe file tells.
+    ("storage_probe_fails", lambda w: ("run", ["--storage", "/proc/mdlm-sweeps", *FAST_SWEEP]), "--storage /proc/mdlm-sweeps"),
+    ("dryrun_storage_probe_fails", lambda w: ("run", ["--storage", "/proc/mdlm-sweeps", "--dry-run", *FAST_SWEEP]), "--storage"),
+    ("cache_is_a_file", lambda w: sweep(w, "--cache-dir", str(w["root"] / "a_file")), "--cache-dir"),
+    ("dryrun_cache_is_a_file", lambda w: sweep(w, "--dry-run", "--cache-dir", str(w["root"] / "a_file")), "--cache-dir"),
+    ("dryrun_corpus_missing", lambda w: sweep(w, "--dry-run", "--corpus", str(w["root"] / "nope")), "--corpus: corpus folder"),
+    ("dryrun_corpus_is_a_file", lambda w: sweep(w, "--dry-run", "--corpus", str(w["root"] / "a_file")), "is not a folder"),
+    ("dryrun_corpus_empty", lambda w: sweep(w, "--dry-run", "--corpus", str(w["root"] / "empty_corpus")), "no corpus files"),
+    ("grid_too_large", lambda w: sweep(w, "--search", "grid", "--space", "full"), "630,600 trials"),
+    ("dryrun_grid_too_large", lambda w: sweep(w, "--dry-run", "--search", "grid", "--space", "full"), "--allow-large-grid"),
     ("export_not_a_sweep", lambda w: ("export", [str(w["root"] / "not_a_sweep")]), "is not a sweep folder"),
     ("final_without_best_config", lambda w: ("final", [str(w["storage"] / "existing")]), "has no best_config.json"),
     # Cluster
@@ -188,3 +198,33 @@ def test_bad_input_gives_one_line(case, build, expected, world, capsys, monkeypa
 
 def test_table_is_big_enough():
     assert len(CASES) >= 20 and len({c[0].split("_")[0] for c in CASES}) >= 8
+
+
+def test_a_run_refused_for_gpus_prepares_no_data_and_starts_no_ray(world, tmp_path, capsys, monkeypatch):
+    """The refusal comes before the (possibly hour-long) data preparation and before Ray."""
+    from sweeps.run import main
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    cache = tmp_path / "fresh_cache"
+    code = main(["--storage", str(tmp_path / "store"), "--cache-dir", str(cache), "--corpus", str(world["corpus"]),
+                 "--gpus-per-worker", "1", *FAST_SWEEP])
+    assert code == 2 and "but the cluster has 0" in capsys.readouterr().err
+    assert not cache.exists(), "the data was prepared before the refusal"
+    assert not (tmp_path / "store").exists()
+    import ray
+
+    assert not ray.is_initialized()
+
+
+def test_resume_of_a_finished_sweep_says_so_and_writes_nothing(tmp_path, capsys):
+    from sweeps.run import main
+
+    folder = tmp_path / "store" / "done"
+    folder.mkdir(parents=True)
+    (folder / "sweep.json").write_text("{}")  # never read: the sweep is finished
+    (folder / "finished.json").write_text(json.dumps({"finished": "2026-12-01T10:00:00", "report": "r/index.html"}))
+    before = snapshot(tmp_path)
+    assert main(["--resume", "--storage", str(tmp_path / "store"), "--name", "done"]) == 0
+    out = capsys.readouterr().out
+    assert "finished at 2026-12-01T10:00:00: nothing to resume" in out and "r/index.html" in out
+    assert snapshot(tmp_path) == before

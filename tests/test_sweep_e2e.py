@@ -82,6 +82,7 @@ def check_sweep(folder: Path) -> dict:
     assert [f["path"] for f in validation["files"]] == ["builtin.dev"]
     rows = (folder / "leaderboard.csv").read_text().splitlines()
     assert rows[0].startswith("rank,trial_id") and len(rows) == 3
+    assert json.loads((folder / "finished.json").read_text())["finished"]  # --resume now has nothing to do
     return best
 
 
@@ -170,3 +171,9 @@ def test_driver_killed_inside_a_job_then_resumed_by_a_new_job(head, tmp_path):
     for lines in after.values():
         steps = [l["step"] for l in lines]
         assert steps[-1] == 8 and steps == sorted(set(steps)), steps
+    # Resuming the finished sweep again: it says so, starts nothing and writes nothing.
+    listing = sorted((str(p), p.stat().st_mtime_ns) for p in folder.rglob("*"))
+    again = subprocess.run([sys.executable, "sweeps/run.py", "--resume", "--storage", str(store), "--name", name],
+                           cwd=ROOT, env=head, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "nothing to resume" in again.stdout, again.stderr[-2000:]
+    assert sorted((str(p), p.stat().st_mtime_ns) for p in folder.rglob("*")) == listing

@@ -117,7 +117,7 @@ def test_dry_run_checks_everything_and_writes_nothing(tmp_path, capsys, monkeypa
                          max_words=6400)
     steps = resolve_max_steps(config, prepared.row_words())
     assert f"budget: 6,400 words per trial = {steps:,} steps of 8 rows on this data" in out
-    assert "warning: grid search runs every one of the space's 5 grid points, more than --num-samples 2" in out
+    assert "note: grid search runs every one of the space's 5 grid points, more than --num-samples 2" in out
     assert "MB per trial (its one checkpoint)" in out and "cluster: " in out
     assert listing() == before
 

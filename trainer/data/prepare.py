@@ -265,6 +265,14 @@ def _discover(corpus_dir: Path) -> Tuple[str, List[_Source]]:
     )
 
 
+def corpus_layout(corpus_dir: Path) -> Tuple[str, List[Path]]:
+    """The corpus's layout ('babylm' or 'txt') and its files, as preparation will read them;
+    raises DataError for a missing folder, a file, or a folder with no corpus files. Reads no
+    file (a dry run's check)."""
+    layout, sources = _discover(Path(corpus_dir).expanduser())
+    return layout, [src.path for src in sources]
+
+
 def _scan(src: _Source, bar: tqdm) -> None:
     """Hash a file, check it is valid UTF-8 and note whether it has any text.
 
@@ -1138,7 +1146,7 @@ def _summary(data: PreparedData, seconds: float) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="python -m trainer.data.prepare",
         description="Train a BPE tokenizer and write packed Arrow token shards for a corpus.",
@@ -1149,7 +1157,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seq-length", type=int, default=128, help="tokens per packed row")
     parser.add_argument("--val-fraction", type=float, default=0.05, help="held-out share of documents (txt layout)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     t0 = time.time()
     try:
         data = prepare_corpus(
