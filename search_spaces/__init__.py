@@ -29,7 +29,9 @@ A space may also be a *study*: the paper's ablation run as a grid over several s
 stopping, no search) and writes the study table (sweeps/study.py).
 
 Every space is validated against the config schema before anything runs: unknown fields,
-empty ranges, wrong types and out-of-range bounds are one-line `SpaceError`s.
+empty ranges, wrong types and out-of-range bounds are one-line `SpaceError`s. A syntax error
+names its line and column (1-based, as editors count them); an unknown name names the closest
+valid ones and, read from a file, the line and column where it is written.
 """
 
 from __future__ import annotations
@@ -42,12 +44,13 @@ from typing import Any
 
 import yaml
 
-from trainer.config import ConfigError, ModelConfig, TrainConfig
+from trainer.config import ConfigError, ModelConfig, TrainConfig, close_matches, did_you_mean, json_key_position
 from trainer.errors import UserError
 
 SPACES_DIR = Path(__file__).resolve().parent
 PARAM_TYPES = ("float", "int", "categorical", "bool")
 PARAM_KEYS = {"type", "low", "high", "log", "choices", "grid", "optional", "when"}
+TOP_LEVEL_KEYS = ("description", "fixed", "search", "study")
 DEFAULT_GRID_POINTS = 5
 
 
@@ -243,13 +246,26 @@ def _config_fields() -> dict[str, Any]:
     return fields
 
 
-def _parse_param(source: str, name: str, spec: Any) -> Param:
-    where = f"{source}: parameter '{name}'"
+# Where each mapping key of a space file is written: its path of keys, e.g. ("search", "lr", "low"),
+# to its 1-based (line, column).
+Marks = dict[tuple, tuple[int, int]]
+
+
+def _at(source: str, marks: Marks | None, *path) -> str:
+    """`source`, followed by the line and column of the key at `path` when the file's marks have it."""
+    mark = (marks or {}).get(tuple(str(part) for part in path))
+    return f"{source}: line {mark[0]}, column {mark[1]}" if mark else source
+
+
+def _parse_param(source: str, name: str, spec: Any, marks: Marks | None = None) -> Param:
+    where = f"{_at(source, marks, 'search', name)}: parameter '{name}'"
     if not isinstance(spec, dict):
         raise SpaceError(f"{where} must be a mapping with a 'type'")
-    unknown = set(spec) - PARAM_KEYS
+    unknown = [key for key in spec if key not in PARAM_KEYS]
     if unknown:
-        raise SpaceError(f"{where} has unknown key(s) {sorted(unknown)}; allowed: {sorted(PARAM_KEYS)}")
+        key = unknown[0]
+        raise SpaceError(f"{_at(source, marks, 'search', name, key)}: parameter '{name}' has unknown key '{key}'"
+                         + did_you_mean(str(key), sorted(PARAM_KEYS)))
     kind = spec.get("type")
     if kind not in PARAM_TYPES:
         raise SpaceError(f"{where} has type {kind!r}; expected one of {', '.join(PARAM_TYPES)}")
@@ -289,13 +305,15 @@ def _parse_param(source: str, name: str, spec: Any) -> Param:
     )
 
 
-def parse_space(data: Any, name: str, source: str) -> SearchSpace:
-    """Build and validate a space from parsed YAML/JSON."""
+def parse_space(data: Any, name: str, source: str, marks: Marks | None = None) -> SearchSpace:
+    """Build and validate a space from parsed YAML/JSON. `marks` (from `read_space_file`) put the
+    line and column of an unknown or invalid key into the message."""
     if not isinstance(data, dict):
         raise SpaceError(f"{source}: a search space must be a mapping with 'search' (and optional 'fixed', 'description')")
-    unknown = set(data) - {"description", "fixed", "search", "study"}
+    unknown = [key for key in data if key not in TOP_LEVEL_KEYS]
     if unknown:
-        raise SpaceError(f"{source}: unknown top-level key(s) {sorted(unknown)}; allowed: description, fixed, search, study")
+        key = unknown[0]
+        raise SpaceError(f"{_at(source, marks, key)}: unknown top-level key '{key}'" + did_you_mean(str(key), TOP_LEVEL_KEYS))
     search = data.get("search")
     if not isinstance(search, dict) or not search:
         raise SpaceError(f"{source}: 'search' must map at least one config field to a parameter")
@@ -303,13 +321,15 @@ def parse_space(data: Any, name: str, source: str) -> SearchSpace:
     if not isinstance(fixed, dict):
         raise SpaceError(f"{source}: 'fixed' must map config fields to values")
     fields = _config_fields()
-    for key in list(fixed) + list(search):
-        if key not in fields:
-            raise SpaceError(f"{source}: unknown config field '{key}' (see trainer/config.py for the fields)")
+    for section, keys in (("fixed", fixed), ("search", search)):
+        for key in keys:
+            if key not in fields:
+                raise SpaceError(f"{_at(source, marks, section, key)}: unknown config field '{key}' in '{section}'"
+                                 + did_you_mean(str(key)))
     overlap = set(fixed) & set(search)
     if overlap:
         raise SpaceError(f"{source}: field(s) {sorted(overlap)} are both fixed and searched")
-    params = tuple(_parse_param(source, key, spec) for key, spec in search.items())
+    params = tuple(_parse_param(source, key, spec, marks) for key, spec in search.items())
     study = _parse_study(source, data["study"], params) if data.get("study") is not None else None
     space = SearchSpace(name=name, description=str(data.get("description", "")), fixed=dict(fixed), params=params,
                         source=source, study=study)
@@ -362,7 +382,10 @@ def _check_against_config(space: SearchSpace) -> None:
     for p in space.params:
         for key in p.when:
             if key not in seen:
-                raise SpaceError(f"{space.source}: parameter '{p.name}' depends on '{key}', which is not fixed or searched above it")
+                close = close_matches(str(key), seen)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise SpaceError(f"{space.source}: parameter '{p.name}' depends on '{key}', which is not fixed or searched above it"
+                                 + hint)
         if p.type in ("float", "int"):
             candidates = [p.low, p.high, *p.grid]
         elif p.type == "bool":
@@ -393,13 +416,90 @@ def load_space(name_or_path: str) -> SearchSpace:
         if not path.is_file():
             raise SpaceError(f"unknown search space '{name_or_path}'; built-in spaces: {', '.join(builtin_names())}, or pass a .yaml/.json file")
         name = name_or_path
+    data, marks = read_space_file(path)
+    return parse_space(data, name, str(path), marks)
+
+
+def read_space_file(path: Path) -> tuple[Any, Marks]:
+    """A space file's data, and where each of its mapping keys is written. A file that does not
+    parse is a SpaceError naming the line and column of the problem (1-based)."""
+    raw = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
-        reason = str(exc).splitlines()[0]
-        raise SpaceError(f"search space file {path} cannot be parsed: {reason}") from None
-    return parse_space(data, name, str(path))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise SpaceError(f"search space file {path} cannot be parsed: line {line}: not UTF-8 text "
+                         f"(byte {raw[exc.start]:#04x}: {exc.reason})") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpaceError(f"search space file {path} cannot be parsed: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        marks: Marks = {}
+        _json_marks(data, text, (), marks)
+        return data, marks
+    try:
+        return _load_yaml_with_marks(text)
+    except yaml.YAMLError as exc:
+        raise SpaceError(f"search space file {path} cannot be parsed: {_describe_yaml_error(exc, text)}") from None
+
+
+def _load_yaml_with_marks(text: str) -> tuple[Any, Marks]:
+    """yaml.safe_load, also returning the 1-based (line, column) of every mapping key."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    marks: Marks = {}
+    seen: set[int] = set()  # an alias repeats a node (and may contain itself)
+    stack = [(node, ())] if node is not None else []
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    marks.setdefault((*path, str(key.value)), (key.start_mark.line + 1, key.start_mark.column + 1))
+                    stack.append((value, (*path, str(key.value))))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*path, str(i))) for i, item in enumerate(node.value))
+    return data, marks
+
+
+def _json_marks(data: Any, text: str, path: tuple, marks: Marks) -> None:
+    """Where each key of a parsed JSON space is written (keys written more than once are left out)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            position = json_key_position(text, str(key))
+            if position:
+                marks[(*path, str(key))] = position
+            _json_marks(value, text, (*path, str(key)), marks)
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            _json_marks(item, text, (*path, str(i)), marks)
+
+
+def _describe_yaml_error(exc: yaml.YAMLError, text: str) -> str:
+    """One line: `line L, column C: <problem>` (1-based), with where the construct being read
+    began when YAML says so, e.g. an unclosed bracket."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        line = f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
+        context_mark = exc.context_mark
+        if exc.problem and exc.context and context_mark and (
+                mark is None or (context_mark.line, context_mark.column) != (mark.line, mark.column)):
+            line += f" ({exc.context} that starts at line {context_mark.line + 1}, column {context_mark.column + 1})"
+        return line
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
+        position = min(exc.position, len(text))
+        what = f"{exc.reason} (U+{exc.character:04X})" if isinstance(exc.character, int) else exc.reason
+        return f"line {text.count(chr(10), 0, position) + 1}, column {position - text.rfind(chr(10), 0, position)}: {what}"
+    return str(exc).splitlines()[0]
 
 
 def list_spaces() -> list[SearchSpace]:

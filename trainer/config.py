@@ -15,7 +15,9 @@ step, and a scaled time input to the sinusoid (`time_input_scale`).
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -228,16 +230,25 @@ class TrainConfig(BaseModel):
         (`provenance`, `final_command`) are ignored; the `config` key is used when present."""
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            text = path.read_text(encoding="utf-8")
+            data = json.loads(text)
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        except UnicodeDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid JSON ({exc})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a JSON object")
         if "config" in data and isinstance(data["config"], dict):
             data = data["config"]  # an exported best_config.json
-        return cls.parse(data)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            loc = exc.errors()[0].get("loc", ())
+            mark = json_key_position(text, str(loc[-1])) if loc else None
+            where = f"config file {path}" + (f": line {mark[0]}, column {mark[1]}" if mark else "")
+            raise ConfigError(f"{where}: {describe_validation_error(exc)}") from None
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -247,7 +258,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     kind = err.get("type", "")
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
-        return f"unknown config field '{field}'"
+        return f"unknown config field '{field}'" + did_you_mean(field)
     bounds = _declared_bounds(err.get("loc", ())) if any(k in ctx for k in ("ge", "gt", "le", "lt")) else []
     for key, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
         if key in ctx and not bounds:
@@ -285,17 +296,66 @@ def _declared_bounds(loc: tuple) -> list[str]:
     return bounds
 
 
+def field_names() -> list[str]:
+    """Every name a config field goes by: TrainConfig's own, and `model.<field>` for the architecture."""
+    return [name for name in TrainConfig.model_fields if name != "model"] + [f"model.{name}" for name in ModelConfig.model_fields]
+
+
+def close_matches(name: str, candidates) -> list[str]:
+    """The valid names closest to a misspelt one (at most three, best first)."""
+    return difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+
+
+def did_you_mean(name: str, candidates=None) -> str:
+    """The end of an unknown-name message: `; did you mean 'x'?` with the closest valid names
+    (config field names unless `candidates` are given), else where the valid names are."""
+    if candidates is None:
+        section = name.split(".", 1)[0] if "." in name else ""
+        candidates = [n for n in field_names() if n.startswith("model.")] if section == "model" else field_names()
+        fallback = "; no field has a similar name (the fields are listed in trainer/config.py)"
+    else:
+        candidates = list(candidates)
+        fallback = "; allowed: " + ", ".join(sorted(map(str, candidates)))
+    found = close_matches(name, candidates)
+    if not found:
+        return fallback
+    quoted = [f"'{n}'" for n in found]
+    return "; did you mean " + (quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]) + "?"
+
+
+def json_key_position(text: str, key: str) -> tuple[int, int] | None:
+    """The 1-based (line, column) of `"key":` in a JSON text, when the key is written there
+    exactly once (json keeps no positions of what it parsed)."""
+    hits = [m.start() for m in re.finditer(r'"' + re.escape(json.dumps(key)[1:-1]) + r'"\s*:', text)]
+    if len(hits) != 1:
+        return None
+    return text.count("\n", 0, hits[0]) + 1, hits[0] - text.rfind("\n", 0, hits[0])
+
+
+def _check_override_field(key: str, item: str) -> None:
+    """An unknown `--set` field is named with the closest valid ones, before any config is built."""
+    section, dotted, field = key.partition(".")
+    if dotted and section != "model":
+        return  # apply_overrides says that only architecture fields take a dotted name
+    known = ModelConfig.model_fields if dotted else TrainConfig.model_fields
+    if (field if dotted else key) not in known:
+        raise ConfigError(f"--set {item}: unknown config field '{key}'" + did_you_mean(key))
+
+
 def parse_overrides(pairs: list[str]) -> dict:
-    """`--set field=value` pairs; values are parsed as JSON when they parse, else kept as strings."""
+    """`--set field=value` pairs; values are parsed as JSON when they parse, else kept as strings.
+    An unknown field name is refused here, with the closest valid names."""
     overrides = {}
     for item in pairs:
         if "=" not in item:
             raise ConfigError(f"--set expects field=value, got '{item}'")
         key, raw = item.split("=", 1)
+        key = key.strip()
+        _check_override_field(key, f"{key}={raw}")
         try:
-            overrides[key.strip()] = json.loads(raw)
+            overrides[key] = json.loads(raw)
         except json.JSONDecodeError:
-            overrides[key.strip()] = raw
+            overrides[key] = raw
     return overrides
 
 
@@ -309,6 +369,7 @@ def apply_overrides(data: dict, overrides: dict) -> dict:
         if preset != data.get("preset") or not isinstance(data.get("model"), dict):
             data["preset"], data["model"] = preset, None
     for key, value in overrides.items():
+        _check_override_field(key, f"{key}={json.dumps(value) if not isinstance(value, str) else value}")
         section, dotted, field = key.partition(".")
         if not dotted:
             data[key] = value
