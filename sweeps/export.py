@@ -236,13 +236,17 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python sweeps/export.py", description=__doc__.split("\n")[0])
     parser.add_argument("experiment", help="<storage>/<name> of a sweep")
     parser.add_argument("--top", type=int, default=5, help="trials to print")
     parser.add_argument("--pick", help="multi-objective sweeps: the Pareto point to export (its number in the printed "
                         "front, or a trial id; default 1, the best on the first metric)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         export_sweep(storage.normalise(args.experiment), top=args.top, pick=args.pick)
     except UserError as exc:

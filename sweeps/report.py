@@ -1303,11 +1303,15 @@ def upload_folder(local: Path, uri: str) -> None:
     pafs.copy_files(str(local), path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python sweeps/report.py", description=__doc__.split("\n")[0])
     parser.add_argument("experiment", help="<storage>/<name> of a sweep (local folder or pyarrow.fs URI)")
     parser.add_argument("--no-inline", action="store_true", help="link the PNGs instead of embedding them in index.html")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         index = write_report(args.experiment, inline_images=not args.no_inline)
     except UserError as exc:

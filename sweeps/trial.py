@@ -18,6 +18,34 @@ from sweeps.spec import SweepSpec
 from trainer.config import TrainConfig
 
 GRID_KEY = "grid_point"  # the whole parameter dict of a grid-search trial
+# Seconds between a running trial's progress lines (step, loss, tokens/s) between evaluations.
+PROGRESS_EVERY_S = 20.0
+
+
+def progress_board_name(spec: SweepSpec) -> str:
+    return f"mdlm-progress-{spec.name}"
+
+
+class ProgressBoard:
+    """A small actor between the trials and the driver (`ray.remote(num_cpus=0)` of it, named
+    `progress_board_name(spec)`): trials post their progress between evaluations, which the
+    driver drains and prints; the driver posts the CPU threads each trial may use, which a
+    trial reads back with its next post (sweeps/tuning.py hands freed CPUs to the last trials)."""
+
+    def __init__(self):
+        self.posted: list[tuple[str, dict]] = []
+        self.threads: dict[str, int] = {}
+
+    def post(self, trial_id: str, record: dict) -> int | None:
+        self.posted.append((trial_id, record))
+        return self.threads.get(trial_id)
+
+    def drain(self) -> list[tuple[str, dict]]:
+        posted, self.posted = self.posted, []
+        return posted
+
+    def set_threads(self, threads: dict[str, int]) -> None:
+        self.threads = dict(threads)
 
 
 def trial_values(tune_config: dict) -> dict:
@@ -58,6 +86,8 @@ def run_trial(tune_config: dict, *, spec: SweepSpec) -> None:
         "objectives": tuple(dict.fromkeys((*spec.objective_names, spec.decision.metric))),
         # Ray copies every reported checkpoint into the sweep's storage: the trial's own copy goes.
         "keep_reported_checkpoints": False,
+        "progress": {"actor": progress_board_name(spec), "trial_id": context.get_trial_id(),
+                     "every_s": PROGRESS_EVERY_S},
     }
     if spec.resources.runner == "inline":
         from trainer.train import run_worker

@@ -169,56 +169,48 @@ def trial_label(trial, values: dict) -> str:
 
 
 def wandb_callback(spec: SweepSpec):
-    """Ray's W&B callback, made to carry what a W&B user expects of a sweep's runs:
+    """One W&B run per trial (sweeps/loggers.py: public Ray Tune and W&B APIs only), carrying
+    what a W&B user expects of a sweep's runs:
     - each trial's run holds the whole TrainConfig, the data hash and the code version, not
       only the searched values; a readable name (trial number and values); tags (space,
       schedule, and at the end the trial's state: finished, stopped at step N, diverged);
-    - charts use the training step as their x-axis (Ray logs by report count otherwise);
-    - its finaliser's noise at interpreter exit (AttributeError once `ray` is torn down) is swallowed.
+    - charts use the training step as their x-axis (not Tune's report count);
+    - the driver only queues W&B's work (a background thread does it) and waits for it once, at
+      the experiment's end.
     Offline here (WANDB_MODE=offline), unchanged online."""
-    from ray.air.integrations.wandb import WandbLoggerCallback, _QueueItem, _WandbLoggingActor
-
+    from sweeps.loggers import WandbTrialRuns
     from sweeps.trial import trial_config
 
-    class StepAxisLoggingActor(_WandbLoggingActor):
-        def _handle_result(self, result):
-            if not getattr(self, "_step_axis", False):
-                self._wandb.define_metric("step")
-                self._wandb.define_metric("*", step_metric="step")
-                self._step_axis = True
-            if "trial_state" in result and self._wandb.run is not None:
-                self._wandb.run.tags = (*(self._wandb.run.tags or ()), str(result["trial_state"]))
-            return super()._handle_result(result)
+    def describe(trial) -> dict:
+        values = trial_values(trial.config)
+        config = trial_config(trial.config, spec)
+        return {"name": trial_label(trial, values), "tags": [spec.space.name, config.schedule],
+                "config": {**config.as_dict(), "searched": values, "data_hash": spec.data.data_hash,
+                           "code_version": spec.provenance.code_version, "sweep": spec.name}}
 
-    class SweepWandbLoggerCallback(WandbLoggerCallback):
-        _logger_actor_cls = StepAxisLoggingActor
-        AUTO_CONFIG_KEYS = [*WandbLoggerCallback.AUTO_CONFIG_KEYS, "trial_state"]
-
-        def log_trial_start(self, trial):
-            values = trial_values(trial.config)
-            config = trial_config(trial.config, spec)
-            self.kwargs.update(
-                name=trial_label(trial, values),
-                tags=[spec.space.name, config.schedule],
-                config={**config.as_dict(), "searched": values, "data_hash": spec.data.data_hash,
-                        "code_version": spec.provenance.code_version, "sweep": spec.name},
-            )
-            super().log_trial_start(trial)
-
-        def log_trial_end(self, trial, failed: bool = False):
-            if trial in self._trial_queues:
-                self._trial_queues[trial].put((_QueueItem.RESULT, {"trial_state": trial_state_of(trial, spec, failed)}))
-            super().log_trial_end(trial, failed)
-
-        def __del__(self):
-            try:
-                super().__del__()
-            except Exception:
-                pass
+    def end_state(trial, failed: bool) -> str:
+        return trial_state_of(trial, spec, failed)
 
     # The per-item records (base64 arrays for paired comparisons) are evidence, not charts.
-    return SweepWandbLoggerCallback(project=spec.wandb.project, entity=spec.wandb.entity, group=spec.name,
-                                    mode=spec.wandb.mode, dir=spec.wandb.dir, excludes=["items"])
+    return WandbTrialRuns(project=spec.wandb.project, entity=spec.wandb.entity, group=spec.name,
+                          mode=spec.wandb.mode, dir=spec.wandb.dir, excludes=["items"],
+                          describe=describe, end_state=end_state)
+
+
+POLL_S = 5.0  # how often the driver reads the trials' progress
+OVERALL_EVERY_S = 60.0  # how often it prints the sweep's overall line
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def node_cpu_counts() -> dict[str, float]:
+    """CPUs of each alive node, by node id."""
+    import ray
+
+    return {node["NodeID"]: node.get("Resources", {}).get("CPU", 0.0) for node in ray.nodes() if node.get("Alive")}
 
 
 class ConsoleLines(Callback):
@@ -231,6 +223,106 @@ class ConsoleLines(Callback):
         self.ended: dict[str, tuple[float, str, str]] = {}
         self.last_train_s: dict[str, float] = {}
         self.warned_eval_cost = False
+        # Progress between evaluations (set up in `setup`: an actor handle must not be pickled
+        # with the Tuner's state).
+        self.board = None
+        self.planned = 0
+        self.started_at: dict[str, float] = {}  # driver clock when each trial started
+        self.latest_step: dict[str, int] = {}
+        self.node_of: dict[str, str | None] = {}
+        self.threads: dict[str, int] = {}
+
+    def setup(self, stop=None, num_samples=None, total_num_samples=None, **info):
+        import ray
+
+        from sweeps.trial import ProgressBoard, progress_board_name
+
+        self.planned = int(total_num_samples or 0)
+        self.sweep_start = self.last_poll = self.last_overall = time.monotonic()
+        try:
+            self.board = ray.remote(ProgressBoard).options(
+                name=progress_board_name(self.spec), get_if_exists=True, num_cpus=0).remote()
+        except Exception:  # noqa: BLE001 - progress lines are a courtesy; the sweep runs without them
+            self.board = None
+
+    def on_step_end(self, iteration, trials, **info):
+        """About every POLL_S: print the trials' progress and hand freed CPUs to the last trials;
+        about every OVERALL_EVERY_S: one line for the whole sweep."""
+        now = time.monotonic()
+        if self.board is not None and now - self.last_poll >= POLL_S:
+            self.last_poll = now
+            self._print_progress()
+            self._hand_out_threads(trials)
+        if self.planned and now - self.last_overall >= OVERALL_EVERY_S:
+            self.last_overall = now
+            self._line(self.overall_line(trials, now))
+
+    def _print_progress(self) -> None:
+        import ray
+
+        try:
+            posted = ray.get(self.board.drain.remote(), timeout=2)
+        except Exception:  # noqa: BLE001
+            return
+        for trial_id, record in posted:
+            self.latest_step[trial_id] = max(self.latest_step.get(trial_id, 0), int(record["step"]))
+            self.node_of[trial_id] = record.get("node_id")
+            self._line(f"train    {trial_id}  step {record['step']}/{record['last_step']}  "
+                       f"train_loss {record['train_loss']:.4f}  {record['tokens_per_s']:,.0f} tokens/s"
+                       + (f"  ({self.threads[trial_id]} threads)" if self.threads.get(trial_id, 0) > 1 else ""))
+
+    def _hand_out_threads(self, trials) -> None:
+        """At a sweep's tail (nothing queued, nothing left to create) the CPUs that ended trials
+        freed go to the trials still running on the same node, as extra torch threads: the last
+        trial no longer trains alone on one of several cores. Only inline CPU trials (a GPU
+        trial's speed does not come from CPU threads)."""
+        resources = self.spec.resources
+        if resources.runner != "inline" or resources.gpus_per_worker > 0:
+            return
+        running = [t for t in trials if t.status == "RUNNING"]
+        waiting = any(t.status == "PENDING" for t in trials) or len(trials) < self.planned
+        threads = {}
+        if not waiting and running:
+            node_cpus = node_cpu_counts()
+            by_node: dict[str, list] = {}
+            for trial in running:
+                node = self.node_of.get(trial.trial_id) or (trial.last_result or {}).get("node_id")
+                by_node.setdefault(node, []).append(trial)
+            for node, group in by_node.items():
+                if node is None or node not in node_cpus:
+                    continue
+                share = int(node_cpus[node] // len(group))
+                if share > resources.cpus_per_worker:
+                    threads.update({t.trial_id: share for t in group})
+        if threads != self.threads:
+            self.threads = threads
+            try:
+                self.board.set_threads.remote(threads)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def overall_line(self, trials, now: float) -> str:
+        """Trials ended / running / queued, elapsed, and an ETA from the measured wall time per
+        step of the running trials (evaluations and start-up included); an upper bound, since
+        early stopping may end trials sooner."""
+        running = [t for t in trials if t.status == "RUNNING"]
+        ended = [t for t in trials if t.status in ("TERMINATED", "ERROR")]
+        stopped = sum(1 for t in ended if (t.last_result or {}).get("step", 0) < self.spec.base_config.max_steps)
+        queued = max(0, self.planned - len(ended) - len(running))
+        text = (f"sweep    {len(ended)}/{self.planned} trials ended" + (f" ({stopped} stopped early)" if stopped else "")
+                + f", {len(running)} running, {queued} queued; {_duration(now - self.sweep_start)} elapsed")
+        budget = self.spec.base_config.max_steps
+        rates = []
+        for trial in running:
+            step = max(self.latest_step.get(trial.trial_id, 0), int((trial.last_result or {}).get("step", 0)))
+            if step > 0 and trial.trial_id in self.started_at:
+                rates.append((now - self.started_at[trial.trial_id]) / step)
+        if rates and running:
+            per_step = sorted(rates)[len(rates) // 2]
+            remaining = sum(budget - max(self.latest_step.get(t.trial_id, 0), int((t.last_result or {}).get("step", 0)))
+                            for t in running) + queued * budget
+            text += f"; about {_duration(remaining * per_step / len(running))} left at most ({per_step:.2f} s a step per trial)"
+        return text
 
     def _name(self, trial) -> str:
         return trial_label(trial, trial_values(trial.config))
@@ -239,6 +331,7 @@ class ConsoleLines(Callback):
         print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
     def on_trial_start(self, iteration, trials, trial, **info):
+        self.started_at.setdefault(trial.trial_id, time.monotonic())
         role = "  (baseline: the base config)" if is_baseline(trial_values(trial.config), self.spec) else ""
         self._line(f"start    {trial.trial_id}  {self._name(trial)}{role}")
 
@@ -289,9 +382,15 @@ class ConsoleLines(Callback):
 def run_config(spec: SweepSpec, *, wandb: bool = True):
     from ray import tune
 
+    from sweeps.loggers import TensorBoardByStep
+
     callbacks = []
     if wandb and spec.wandb.mode != "disabled":
         callbacks.append(wandb_callback(spec))
+    try:  # TensorBoard curves against the training step; Tune then adds no TensorBoard logger of its own
+        callbacks.append(TensorBoardByStep(excludes=["items"]))
+    except ImportError:  # no tensorboardX (ray[tune] brings it): no TensorBoard files, as with Tune's
+        pass
     return tune.RunConfig(
         name=spec.name,
         storage_path=spec.storage,

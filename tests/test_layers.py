@@ -8,8 +8,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # sweeps/ from the bottom layer up: a module may import only modules of a lower layer.
-SWEEPS_LAYERS = [{"storage", "stats"}, {"spec"}, {"trial"}, {"schedulers"}, {"tuning"}, {"results"}, {"export", "confirm", "study"}, {"report"},
-                 {"wandb_summary", "warm_start"}, {"final", "run"}]
+# loggers (the W&B and TensorBoard callbacks) may import spec and storage only: tuning tells it the rest.
+SWEEPS_LAYERS = [{"storage", "stats"}, {"spec"}, {"loggers"}, {"trial"}, {"schedulers"}, {"tuning"}, {"results"}, {"export", "confirm", "study"}, {"report"},
+                 {"wandb_summary", "warm_start"}, {"final", "run"}, {"flag_reference"}]
 
 
 def project_imports(path: Path) -> set[str]:

@@ -176,3 +176,14 @@ def test_compile_choice_and_bad_value():
     with pytest.raises(ConfigError) as err:
         small_config(compile="yes")
     assert str(err.value) == "config field 'compile' = 'yes' is not allowed: expected 'auto', 'on' or 'off'"
+
+
+def test_progress_between_evaluations(prepared, tmp_path):
+    """With an interval of 0 the progress callback hears every step that is not an evaluation
+    step, with the budget, a finite loss and a positive speed; evaluation steps are not repeated."""
+    data, _ = prepared
+    heard = []
+    train_loop(small_config(max_steps=8, eval_every=4, checkpoint_every=4), data.root, tmp_path, show_progress=False,
+               progress=heard.append, progress_every_s=0.0)
+    assert [r["step"] for r in heard] == [1, 2, 3, 5, 6, 7]
+    assert all(r["last_step"] == 8 and r["train_loss"] > 0 and r["tokens_per_s"] > 0 for r in heard)

@@ -488,7 +488,7 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m trainer.export", description=__doc__.split("\n")[0])
     parser.add_argument("source", help="a run folder (its latest checkpoint), a checkpoint folder or a state.pt")
     parser.add_argument("out", help="the model folder to write (no dots in its name)")
@@ -499,7 +499,13 @@ def main(argv: list[str] | None = None) -> int:
     from trainer import hub
 
     hub.add_publish_flags(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from trainer import hub
+
+    args = build_parser().parse_args(argv)
 
     try:
         out_dir = Path(args.out).absolute()

@@ -338,13 +338,18 @@ def add_publish_flags(parser: argparse.ArgumentParser) -> None:
                         help="upload the same revisions as branches of ORG/NAME (needs `huggingface-cli login`)")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     from trainer.cli import ArgumentParser
 
     parser = ArgumentParser(prog="python -m trainer.hub", description=__doc__.split("\n")[0])
     parser.add_argument("run", help="a sweeps/final.py output folder (train/chck_* and model/), or a run folder with chck_*")
     parser.add_argument("--main", help="the final model folder (default: <run>/model)")
     add_publish_flags(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not (args.hub_cache or args.push_to_hub):
         parser.error("pass --hub-cache ORG/NAME and/or --push-to-hub ORG/NAME")

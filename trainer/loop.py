@@ -343,6 +343,8 @@ def train_loop(
     stop_at_step: int | None = None,
     keep_reported_checkpoints: bool = True,
     checkpoint_root: str | Path | None = None,
+    progress: Callable[[dict], None] | None = None,
+    progress_every_s: float = 20.0,
 ) -> dict:
     """Train `config` on the prepared data at `data_root`; returns the last metrics.
 
@@ -350,6 +352,10 @@ def train_loop(
     with `keep_reported_checkpoints=False` a checkpoint handed to `report` is deleted once
     `report` returns (a sweep's trial: Ray has copied it to the sweep's storage by then), so a
     trial holds one training state, not two.
+
+    `progress`, when given, is called on rank 0 about every `progress_every_s` seconds between
+    evaluations with the step, the budget, the mean training loss and tokens/s since the last
+    evaluation (reading the loss then is the only extra host sync, once per interval).
 
     `stop_at_step` ends the run early at that step (evaluated and checkpointed) while the
     learning-rate and mask schedules still follow the full budget, as a preempted run would.
@@ -501,6 +507,7 @@ def train_loop(
     train_seconds = 0.0  # cumulative time inside optimizer steps (this process)
     first_step_unix = None  # wall clock of the first step: start-up cost = this - process start
     last_metrics: dict = {}
+    last_progress = time.monotonic()
     while state.step < last_step:
         step_start = time.perf_counter()
         if first_step_unix is None:
@@ -517,13 +524,18 @@ def train_loop(
         train_seconds += step_seconds
         if progress_bar is not None:
             progress_bar.update(1)
-
         # Checkpoint steps are evaluation steps too: a checkpoint always travels with metrics.
-        if (
+        evaluating = (
             state.step % config.eval_every == 0
             or state.step % config.checkpoint_every == 0
             or state.step >= last_step
-        ):
+        )
+        if not evaluating and progress is not None and rank == 0 and time.monotonic() - last_progress >= progress_every_s:
+            last_progress = time.monotonic()
+            progress({"step": state.step, "last_step": last_step,
+                      "train_loss": float(window.loss) / max(window.steps, 1),
+                      "tokens_per_s": window.steps * tokens_per_step / max(window.seconds, 1e-9)})
+        if evaluating:
             if world > 1:
                 # The mean over ranks: every rank then takes the same decision below (a rank
                 # stopping alone would leave the others waiting in a collective forever).
@@ -553,6 +565,7 @@ def train_loop(
                 shown = {k: last_metrics[k] for k in ("train_loss", "val_nelbo", "pairs_acc") if k in last_metrics}
                 progress_bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items()})
             window = Window(torch.zeros((), device=device))
+            last_progress = time.monotonic()  # the evaluation's own line just said where it is
 
     if progress_bar is not None:
         progress_bar.close()

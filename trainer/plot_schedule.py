@@ -78,13 +78,17 @@ def plot(params: ScheduleParams, out: str, nodes: int = 200_000) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m trainer.plot_schedule", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="take the schedule fields from a config JSON")
     parser.add_argument("--schedule", choices=SCHEDULES)
     parser.add_argument("--derivative-power", type=float)
     parser.add_argument("--out", default="schedule.png", help="PNG to write ('' for none)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         config = TrainConfig.from_json_file(args.config) if args.config else TrainConfig()
         overrides = {}

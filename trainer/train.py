@@ -103,6 +103,7 @@ def run_worker(loop_config: dict, report, checkpoint=None, device=None) -> None:
     # A sweep's trial writes its checkpoints outside its working folder (which Ray may copy to
     # storage as well) and deletes each once reported: Ray's persisted copy is the only one.
     scratch = nullcontext(None) if keep else tempfile.TemporaryDirectory(prefix="mdlm-checkpoints-")
+    progress = progress_poster(loop_config.get("progress"))
     with resume_context as resume_from, scratch as checkpoint_root:
         try:
             train_loop(
@@ -116,12 +117,38 @@ def run_worker(loop_config: dict, report, checkpoint=None, device=None) -> None:
                 show_progress=False,
                 keep_reported_checkpoints=keep,
                 checkpoint_root=checkpoint_root,
+                progress=progress,
+                progress_every_s=(loop_config.get("progress") or {}).get("every_s", 20.0),
             )
         except TrainingDiverged as exc:
             # Every rank sees the same (all-reduced) loss, so all of them stop here; a
             # restart would only diverge again, so this ends the run with its reason (the
             # searcher records it as failed, the scheduler skips its NaN objectives).
             report(exc.as_metrics(tuple(loop_config.get("objectives", ()))), None)
+
+
+def progress_poster(target: dict | None):
+    """The `progress` callback of a run whose driver listens: `target` names a Ray actor (its
+    `post(trial_id, record)` returns the CPU threads this run may use now, or None) and the
+    trial. Progress is a courtesy: an absent or slow listener never stops training."""
+    if not target:
+        return None
+    import ray
+    import torch
+
+    node_id = ray.get_runtime_context().get_node_id()  # which node's CPUs this run could use
+
+    def post(record: dict) -> None:
+        try:
+            board = ray.get_actor(target["actor"])
+            threads = ray.get(board.post.remote(target["trial_id"], {**record, "node_id": node_id}), timeout=5)
+        except Exception:  # noqa: BLE001 - the driver went away or is busy: train on
+            return
+        # Freed CPUs at the end of a sweep: the driver lets the trials still running use them.
+        if isinstance(threads, int) and threads >= 1 and threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+
+    return post
 
 
 def ray_train_worker(loop_config: dict) -> None:
@@ -186,7 +213,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.parse(data)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m trainer.train", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="a TrainConfig JSON (or an exported best_config.json)")
     parser.add_argument("--preset", choices=["tiny", "small", "base"], help="model size (resets the architecture)")
@@ -207,7 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch intra-op threads for a single-process run (default: all cores; "
                         "use 1 when other work shares the CPU: a descheduled second thread stalls every matmul)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     try:
         if args.workers < 1:

@@ -1669,7 +1669,7 @@ def builtin_data_dir(cache_root: str | os.PathLike, seed: int = 0, generate: boo
     return path
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m trainer.data.grammar",
         description="Generate the built-in English-like corpus and BLiMP-style minimal pairs.")
@@ -1679,7 +1679,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--dev-sentences", type=int, default=3000)
     parser.add_argument("--pairs-per-paradigm", type=int, default=300)
     parser.add_argument("--exist-ok", action="store_true", help="keep existing data instead of failing")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         summary = generate_builtin_data(args.out_dir, args.seed, args.train_sentences, args.dev_sentences,
                                         args.pairs_per_paradigm, exist_ok=args.exist_ok)
