@@ -71,7 +71,12 @@ PRESETS: dict[str, ModelConfig] = {
     # corpus in the steps it gets (BabyLM's 10M words are ~40,000 steps an epoch), so dropout only
     # slows it; on the built-in corpus, pairs_acc at step 600 went 0.58 -> 0.73 without it
     # (lr 5e-3, benchmarks/first_run.py). The larger presets keep LTG-BERT's 0.1.
-    "tiny": ModelConfig(hidden_size=128, num_layers=4, num_heads=4, intermediate_size=320, cond_dim=64, time_embedding_dim=128,
+    # 2 layers (4 until the first-sweep work): on the built-in corpus, 300 steps of batch 32, p = 0
+    # against p = 1, the 2-layer model scored pairs_acc 0.593 / 0.503 and the 4-layer one
+    # 0.570 / 0.551, at about 0.55x the tokens/s (1 thread each, 2 runs at once, native-bf16 EPYC):
+    # learning per token is the same at this budget, so the shallower model buys a first
+    # sweep that fits ten minutes on an fp32-only CPU (benchmarks/README.md, "first sweep").
+    "tiny": ModelConfig(hidden_size=128, num_layers=2, num_heads=4, intermediate_size=320, cond_dim=64, time_embedding_dim=128,
                         dropout=0.0, attention_dropout=0.0),
     # LTG-BERT "small" proportions.
     "small": ModelConfig(hidden_size=384, num_layers=12, num_heads=6, intermediate_size=1280),
