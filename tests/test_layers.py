@@ -72,3 +72,21 @@ def test_the_entry_point_imports_cleanly():
     result = subprocess.run([sys.executable, "-c", "import sweeps.run"], cwd=ROOT, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_help_and_flag_errors_import_neither_torch_nor_ray():
+    """`--help`, a bad flag and the flag and space checks answer before the heavy layers load
+    (torch and Ray cost seconds to import): the entry point imports them only where it uses them."""
+    probe = ("import sys, runpy\n"
+             "sys.argv = ['sweeps/run.py', *sys.argv[1:]]\n"
+             "try:\n"
+             "    runpy.run_path('sweeps/run.py', run_name='__main__')\n"
+             "except SystemExit as exc:\n"
+             "    code = exc.code\n"
+             "heavy = sorted(m for m in ('torch', 'ray') if m in sys.modules)\n"
+             "print('HEAVY', heavy, 'CODE', code)\n")
+    for argv in (["--help"], ["--bogus"], ["--num-samples", "0"], ["--space", "no_such_space"],
+                 ["--set", "derivitive_power=0"]):
+        result = subprocess.run([sys.executable, "-c", probe, *argv], cwd=ROOT, capture_output=True, text=True,
+                                timeout=120)
+        assert "HEAVY [] CODE" in result.stdout, (argv, result.stdout[-500:], result.stderr[-500:])
