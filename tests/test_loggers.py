@@ -172,26 +172,9 @@ def test_sweeps_use_no_private_ray_name():
 
 # --- W&B ----------------------------------------------------------------------------------
 
+from test_report import wandb_records  # noqa: E402  (the one reader of offline run files)
 
-def wandb_records(path: Path):
-    """The protobuf records of an offline W&B run file (run-*.wandb): W&B's 7-byte header, then
-    LevelDB's log format (32 KiB blocks; each fragment a 7-byte header: crc32c, length, type
-    1 full / 2 first / 3 middle / 4 last)."""
-    from wandb.proto import wandb_internal_pb2
 
-    raw, pos, pending, block = path.read_bytes(), 7, b"", 32768
-    while pos + 7 <= len(raw):
-        room = block - pos % block
-        length, kind = int.from_bytes(raw[pos + 4:pos + 6], "little"), raw[pos + 6]
-        if room < 7 or (length == 0 and kind == 0):  # a block's padding
-            pos += room
-            continue
-        data, pos = raw[pos + 7:pos + 7 + length], pos + 7 + length
-        pending = data if kind in (1, 2) else pending + data
-        if kind in (1, 4):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            yield record
 
 
 def offline_runs(folder: Path) -> dict[str, dict]:
