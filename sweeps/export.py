@@ -40,10 +40,11 @@ from sweeps.results import (
 from sweeps.spec import SweepSpec
 from trainer.cli import ArgumentParser
 from trainer.errors import UserError
+from trainer.metrics import column_names
 
-# Each number beside its standard error (trainer/evaluate.py says how each is computed).
-METRIC_COLUMNS = ("step", "words_seen", "val_nelbo", "val_nelbo_se", "val_acc", "val_acc_se", "pairs_acc",
-                  "pairs_acc_se", "pairs_acc_heldout", "pairs_acc_heldout_se", "train_loss", "tokens_per_s")
+# Each metric of the registry beside its standard error (trainer/metrics.py; trainer/evaluate.py
+# says how each is computed), between where the trial stood and how fast it trained.
+METRIC_COLUMNS = ("step", "words_seen", *column_names(), "tokens_per_s")
 
 
 class ExportError(UserError):

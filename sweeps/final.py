@@ -32,6 +32,7 @@ if __package__ in (None, ""):
 
 from trainer.cli import ArgumentParser
 from trainer.errors import UserError
+from trainer.metrics import summary_names
 from sweeps import storage
 from sweeps.spec import code_version
 
@@ -156,7 +157,7 @@ def export_final(out: Path, sweep_provenance: dict, experiment: str, *, hub_cach
         "seed": config.seed,
         "step": state["step"],
         "words_seen": last.get("words_seen"),
-        "final_metrics": {k: last.get(k) for k in ("val_nelbo", "val_acc", "pairs_acc", "pairs_acc_heldout")},
+        "final_metrics": {k: last.get(k) for k in summary_names() if k != "train_loss"},
     }
     model_dir = export_model(state["ema"], config, prepared.tokenizer_path, out / "model", provenance)
     (out / "provenance.json").write_text(json.dumps(provenance, indent=2))

@@ -64,13 +64,13 @@ from sweeps.study import MEASURES as STUDY_MEASURES  # noqa: E402
 from sweeps.study import load_study  # noqa: E402
 from trainer.cli import ArgumentParser  # noqa: E402
 from trainer.errors import UserError  # noqa: E402
+from trainer.metrics import chance  # noqa: E402
 
 REPORT_DIR = "report"
 TOP_CURVES = 5  # trials in the learning-curve figure
 TOP_PARADIGMS = 3  # trials in the per-paradigm bar chart
 HELDOUT = "pairs_acc_heldout"
 PAIRS_PREFIXES = ("pairs_acc/", f"{HELDOUT}/")
-CHANCE = 0.5  # accuracy of guessing on a minimal pair (a two-way choice)
 DPI = 100
 
 
@@ -176,8 +176,9 @@ def build_study(spec: SweepSpec, rows: list[dict], objectives: list[tuple[str, s
 
 
 def is_accuracy(metric: str) -> bool:
-    """Minimal-pair accuracies (pairs_acc, pairs_acc_heldout, per paradigm): a two-way choice."""
-    return metric.startswith("pairs_acc") and not metric.endswith(("_se", "_n"))
+    """A choice among options, with a chance level (the metric registry's `chance`: minimal-pair
+    accuracies, overall and per paradigm)."""
+    return chance(metric) is not None
 
 
 def standard_error_in(record: dict, metric: str) -> float | None:
@@ -190,12 +191,13 @@ def nothing_learned(best: dict, metric: str) -> str | None:
     """The report's first sentence when the best trial's pair accuracy is within noise of chance
     (best - 0.5 <= 1.96 standard errors); None when it is not, or when no standard error says."""
     value, se = best["metrics"].get(metric), standard_error_in(best["metrics"], metric)
-    if not is_accuracy(metric) or se is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+    level = chance(metric)
+    if level is None or se is None or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
-    if value - CHANCE > Z_95 * se:
+    if value - level > Z_95 * se:
         return None
     return (f"Nothing was learned at this budget: the best trial's {metric} {value:.3f} ± {se:.3f} (one standard "
-            f"error) is within noise of chance ({CHANCE}): {value:.3f} − {CHANCE} = {value - CHANCE:+.3f} is no more "
+            f"error) is within noise of chance ({level}): {value:.3f} − {level} = {value - level:+.3f} is no more "
             f"than 1.96 standard errors ({Z_95 * se:.3f}).")
 
 
@@ -266,14 +268,15 @@ def _chance_line(ax, metric: str, axis: str = "y") -> None:
     """The chance level of a two-way choice on an accuracy axis; autoscaling keeps it in view. A
     horizontal line is also named on itself (not every panel has a legend); a vertical one (bars
     by paradigm, Pareto front) is named in the legend, as text would cross the bars."""
-    if not is_accuracy(metric):
+    level = chance(metric)
+    if level is None:
         return
     style = {"color": "black", "alpha": 0.7}
     if axis == "y":
-        ax.axhline(CHANCE, linestyle="--", linewidth=1, label="chance", zorder=1, **style)
-        ax.text(0.995, CHANCE, "chance", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=8, **style)
+        ax.axhline(level, linestyle="--", linewidth=1, label="chance", zorder=1, **style)
+        ax.text(0.995, level, "chance", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=8, **style)
     else:
-        ax.axvline(CHANCE, linestyle="--", linewidth=1, label="chance", zorder=1, **style)
+        ax.axvline(level, linestyle="--", linewidth=1, label="chance", zorder=1, **style)
 
 
 def _metric_axis(ax, metric: str) -> None:
@@ -987,8 +990,8 @@ def _study_section(page: _Page, document: dict) -> None:
             if math.isfinite(config[m]["se"]):
                 ax.errorbar([position], [config[m]["mean"]], yerr=[Z_95 * config[m]["se"]], fmt="o", color="C0",
                             capsize=5, zorder=3, label="mean ± 1.96 SE" if position == 0 else None)
-        if m.startswith("pairs_acc"):
-            ax.axhline(0.5, color="0.2", linestyle="--", linewidth=1, label="chance")
+        if chance(m) is not None:
+            ax.axhline(chance(m), color="0.2", linestyle="--", linewidth=1, label="chance")
         ax.set_xticks(range(len(document["configs"])), [c["label"] for c in document["configs"]], rotation=10,
                       fontsize=8)
         ax.set_xlim(-0.6, len(document["configs"]) - 0.4)

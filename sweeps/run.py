@@ -154,17 +154,19 @@ def resolve_objectives(args, has_pairs: bool) -> tuple[Objective, ...]:
     return (resolve_metric(args.metric, args.mode, has_pairs),)
 
 
-def resolve_metric(metric: str | None, mode: str | None, has_pairs: bool) -> Objective:
+def resolve_metric(metric: str | None, mode: str | None, has_pairs: bool, flag: str = "--metric") -> Objective:
+    """The objective a name stands for, from the metric registry (trainer/metrics.py): reported by
+    trials, selectable, measurable on this data; its direction unless `mode` says otherwise."""
+    from trainer.metrics import MetricError, selectable
+
     metric = metric or ("pairs_acc" if has_pairs else "val_nelbo")
-    if metric.startswith("pairs_acc") and not has_pairs:
-        raise SweepError(f"--metric {metric} needs minimal pairs: pass --pairs or use the built-in corpus")
-    if metric.startswith("pairs_acc_heldout"):
-        raise SweepError(f"--metric {metric}: the held-out pairs are reported, never selected on (that would tune on "
-                         "the evaluation set); use pairs_acc, measured on the tuning pairs")
-    known = ("pairs_acc", "val_nelbo", "val_acc", "train_loss")
-    if metric not in known and not metric.startswith("pairs_acc/"):
-        raise SweepError(f"--metric {metric!r} is not reported by trials; choose one of {', '.join(known)} or pairs_acc/<paradigm>")
-    return Objective(metric=metric, mode=mode or ("max" if "acc" in metric else "min"))
+    try:
+        entry = selectable(metric)
+    except MetricError as exc:
+        raise SweepError(f"{flag} {exc}") from None
+    if entry.needs_pairs and not has_pairs:
+        raise SweepError(f"{flag} {metric} needs minimal pairs: pass --pairs or use the built-in corpus")
+    return Objective(metric=metric, mode=mode or entry.mode)
 
 
 def resolve_decision(args, objectives) -> Objective | None:
@@ -181,9 +183,7 @@ def resolve_decision(args, objectives) -> Objective | None:
     if args.decide_on == "auto":
         return None
     name, _, mode = args.decide_on.partition(":")
-    if name.startswith("pairs_acc_heldout"):
-        raise SweepError("--decide-on: the held-out pairs are never used to decide anything; use pairs_acc or val_nelbo")
-    objective = resolve_metric(name, mode or None, has_pairs=True)
+    objective = resolve_metric(name, mode or None, has_pairs=True, flag="--decide-on")
     return None if objective == objectives[0] else objective
 
 
@@ -218,7 +218,10 @@ def interim_validation(config: TrainConfig, objectives, overrides: list[str],
     row when the sweep selects or decides early stops on a validation metric."""
     if any(item.split("=", 1)[0].strip() == "interim_val_subsample" for item in overrides):
         return config
-    selects_on_validation = any(o.metric.startswith("val_") for o in (*objectives, *([decision] if decision else [])))
+    from trainer.metrics import lookup
+
+    selects_on_validation = any(getattr(lookup(o.metric), "validation", False)
+                                for o in (*objectives, *([decision] if decision else [])))
     return apply_values(config, {"interim_val_subsample": 1 if selects_on_validation else INTERIM_VAL_SUBSAMPLE})
 
 

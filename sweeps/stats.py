@@ -108,16 +108,16 @@ def paired_ratio_difference(a: Sequence[float], b: Sequence[float], weights: Seq
     return _verdict(difference, math.sqrt(spread) / mean_weight, f"{n} shared {unit}")
 
 
-# Which record of an evaluation (trainer/eval_items.py) holds a metric's items.
-ITEM_PARTS = {"pairs_acc": "pairs", "pairs_acc_heldout": "pairs_heldout", "val_nelbo": "val", "val_acc": "val"}
 
 
 def paired_on_items(metric: str, a_items: dict, b_items: dict) -> Comparison | None:
     """a's `metric` minus b's from two evaluations' item records (as the evaluations' `items`
     hold them), or None when the metric has no items or they did not score the same items."""
     from trainer.eval_items import pairs_correct, rows_arrays
+    from trainer.metrics import lookup
 
-    part = ITEM_PARTS.get(metric)
+    entry = lookup(metric)
+    part = entry.items if entry else None  # which record of the evaluation's items holds its evidence
     if part is None or part not in a_items or part not in b_items:
         return None
     x, y = a_items[part], b_items[part]

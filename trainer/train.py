@@ -323,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
                 import ray
 
                 ray.shutdown()
-    summary = {k: metrics.get(k) for k in ("step", "tokens", "words_seen", "train_loss", "val_nelbo", "val_acc", "pairs_acc", "tokens_per_s")}
+    from trainer.metrics import summary_names
+
+    summary = {k: metrics.get(k) for k in ("step", "tokens", "words_seen", *summary_names(), "tokens_per_s")}
     print(json.dumps({"out": str(out_dir), **summary}))
     return 0
 
