@@ -55,6 +55,18 @@ def test_pll_by_hand():
     assert torch.allclose(torch.cat(model.times), torch.full((4,), 0.5))
 
 
+def test_pll_of_a_target_after_its_context_scores_only_the_target():
+    # [<s>, A, B, A] scoring position 3 only: its left is B -> p(A) = 1/4; positions 1 and 2 are
+    # context (visible, never masked). Position 0 (<s>) is never scored even when asked for.
+    model = CopyLeft()
+    plls = pseudo_log_likelihoods(model, [[BOS, A, B, A], [BOS, A, B, A]], num_special=SPECIAL, mask_id=MASK,
+                                  pad_id=PAD, scored=[[3], [0, 2, 3]])
+    assert plls[0] == pytest.approx(math.log(0.25))
+    assert plls[1] == pytest.approx(2 * math.log(0.25))  # position 2: its left is A -> p(B) = 1/4
+    # One masked token out of three real ones, whatever is scored.
+    assert torch.allclose(torch.cat(model.times), torch.full((3,), 1 / 3))
+
+
 def test_pairs_accuracy_by_paradigm():
     pairs = [
         MinimalPair("aa", "ab", "copy", "0"),  # PLL(aa) > PLL(ab): right

@@ -176,14 +176,20 @@ def pseudo_log_likelihoods(
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     autocast=None,
+    scored: Sequence[Sequence[int]] | None = None,
 ) -> list[float]:
-    """PLL of each token sequence: sum over its real tokens of log p(x_l | x without l).
+    """PLL of each token sequence: sum over its scored tokens of log p(x_l | x without l), one
+    masked copy of the sequence per scored token, the rest visible as context.
 
-    Special tokens (e.g. the leading <s>) are context only, never scored.
+    Scored tokens: every real token, or with `scored` the positions given per sequence (a target
+    after its context, an option after its prefix: the official `mlm` backend scores only the
+    tokens of the scored characters). Special tokens (e.g. the leading <s>) are never scored.
+    The time a conditioned model sees is one over the number of real tokens (one masked).
     """
     copies: list[tuple[int, int]] = []  # (sequence index, masked position)
     for s, seq in enumerate(sequences):
-        copies.extend((s, j) for j, tok in enumerate(seq) if tok >= num_special)
+        positions = range(len(seq)) if scored is None else scored[s]
+        copies.extend((s, j) for j in positions if seq[j] >= num_special)
     # Similar lengths together: less padding per batch.
     copies.sort(key=lambda c: len(sequences[c[0]]))
     totals = [0.0] * len(sequences)
