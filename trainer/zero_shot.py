@@ -1,0 +1,238 @@
+"""BabyLM's zero-shot tasks as the official `mlm` backend scores them, on our model.
+
+An item is a few candidate texts, the first correct, each with the characters that are scored
+(the whole sentence for BLiMP; the target after its context for EWoK; the option after its
+prefix for entity tracking; the property phrase after its prefix for COMPS). A candidate's score
+is its pseudo-log-likelihood over the tokens that overlap its scored characters, one masked copy
+per scored token with everything else visible (trainer/evaluate.py); the item is right when the
+correct candidate's score is the highest. A task's score is the mean over its UIDs of the
+per-UID accuracy, as the official `run.py` aggregates it.
+
+The loaders read the official layout (one folder per task under `evaluation_data/fast_eval` or
+`full_eval`); which task reads which fields, and how candidates are built, is in LOADERS. The
+rules are those of babylm-org/babylm-eval at 45fe2c1 (2026-04-17, `strict/evaluation_pipeline/
+sentence_zero_shot/`: read_files.py, dataset.py, compute_results.py, run.py):
+- scored tokens: those whose character offsets end after len(text) - len(completion) (a token
+  straddling the boundary counts; special tokens, offsets (0, 0), never do); no truncation there
+  (here a text longer than the model's positions keeps its end, where the scored part is);
+- a candidate's score: the plain sum of log p(token | the text with that one token masked);
+- the prediction: the first candidate with the highest score (torch.max), so an exact tie goes to
+  the correct candidate (index 0) and so does a NaN on it. Kept as the official code does it, so
+  that our decisions agree item by item; `decide(..., ties="strict")` gives the stricter rule
+  (a tie is not a win) that our minimal-pair accuracy uses;
+- task score: the unweighted mean over UIDs of per-UID accuracy; entity tracking: the mean over
+  its splits (regular, ambiref, move_contents) of each split's mean over its numops UIDs.
+The wug nominalization task (a Spearman correlation, not an accuracy) is not implemented here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from trainer.errors import UserError
+
+
+class TaskDataError(UserError):
+    """A task file that does not parse as the official format; one line naming file and line."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str
+    start: int  # the scored characters are text[start:end]
+    end: int
+
+    @classmethod
+    def whole(cls, text: str) -> "Candidate":
+        return cls(text, 0, len(text))
+
+    @classmethod
+    def after(cls, context: str, scored: str, separator: str = " ") -> "Candidate":
+        """`context`, the separator, then `scored`: only `scored` counts."""
+        text = context + separator + scored
+        return cls(text, len(context) + len(separator), len(text))
+
+
+@dataclass(frozen=True)
+class Item:
+    task: str
+    uid: str  # the group the task's score averages over
+    candidates: tuple[Candidate, ...]  # the first is the correct one
+    key: str  # what the tuning / held-out split hashes (the item's own text)
+
+
+def scored_token_positions(offsets: Sequence[tuple[int, int]], start: int) -> list[int]:
+    """Indices of the tokens the official code scores: those whose characters end after `start`,
+    the first scored character (so a token straddling the boundary counts); a special token's
+    (0, 0) never does, nor does any empty span."""
+    return [i for i, (a, b) in enumerate(offsets) if b > start and b > a]
+
+
+def encode_candidates(tokenizer, items: Sequence[Item], bos_id: int, max_length: int):
+    """Every candidate of every item as token ids (BOS first) with its scored positions; a text
+    longer than `max_length` keeps its end (the scored part comes last)."""
+    sequences, scored = [], []
+    for item in items:
+        for candidate in item.candidates:
+            encoding = tokenizer.encode(candidate.text)
+            ids, offsets = list(encoding.ids), list(encoding.offsets)
+            positions = scored_token_positions(offsets, candidate.start)
+            keep = max_length - 1
+            if len(ids) > keep:
+                cut = len(ids) - keep
+                ids, positions = ids[cut:], [p - cut for p in positions if p >= cut]
+            sequences.append([bos_id, *ids])
+            scored.append([p + 1 for p in positions])
+    return sequences, scored
+
+
+def decide(scores: Sequence[float], ties: str = "official") -> bool:
+    """Whether the first (correct) candidate is chosen. `official`: as torch.max picks on the CPU,
+    the first highest score, a NaN counting as highest (so a tie, or a NaN on the correct
+    candidate, is right; a NaN on another is wrong); `strict`: only a strictly highest finite
+    score wins."""
+    if ties == "strict":
+        clean = [s if math.isfinite(s) else -math.inf for s in scores]
+        return len(clean) > 1 and clean[0] > max(clean[1:])
+    best = 0
+    for index, value in enumerate(scores[1:], start=1):
+        current = scores[best]
+        # torch.max on CPU: NaN is the maximum (the first NaN wins); else the first largest.
+        if math.isnan(current):
+            break
+        if math.isnan(value) or value > current:
+            best = index
+    return best == 0
+
+
+# Entity tracking's splits: its score is the mean over these of each one's mean over its UIDs.
+ENTITY_SPLITS = ("regular", "ambiref", "move_contents")
+
+
+def task_scores(task: str, items: Sequence[Item], correct: Sequence[bool]) -> dict:
+    """The task's score as the official run.py aggregates per-UID accuracies (a proportion here,
+    not x100), with its standard error: the score is a weighted mean of independent per-UID
+    proportions, so its variance is the weights' squares times their binomial variances."""
+    right: dict[str, int] = defaultdict(int)
+    count: dict[str, int] = defaultdict(int)
+    for item, ok in zip(items, correct):
+        count[item.uid] += 1
+        right[item.uid] += int(ok)
+    per_uid = {uid: right[uid] / count[uid] for uid in sorted(count)}
+    weights = uid_weights(task, list(per_uid))
+    score = sum(weights[u] * p for u, p in per_uid.items()) if per_uid else math.nan
+    variance = sum(weights[u] ** 2 * p * (1 - p) / count[u] for u, p in per_uid.items()) if per_uid else math.nan
+    return {"score": score, "se": math.sqrt(variance), "per_uid": per_uid, "n": sum(count.values())}
+
+
+def uid_weights(task: str, uids: Sequence[str]) -> dict[str, float]:
+    """Each UID's weight in the task score: 1/k over k UIDs; for entity tracking 1/(splits present)
+    x 1/(that split's UIDs)."""
+    if task != "entity_tracking":
+        return {u: 1 / len(uids) for u in uids}
+    splits = {split: [u for u in uids if u.startswith(split)] for split in ENTITY_SPLITS}
+    splits = {split: members for split, members in splits.items() if members}
+    return {u: 1 / len(splits) / len(members) for members in splits.values() for u in members}
+
+
+# --- the official files --------------------------------------------------------------------------
+
+
+def _rows(path: Path):
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise TaskDataError(f"{path}:{number} is not a JSON object") from None
+        if not isinstance(row, dict):
+            raise TaskDataError(f"{path}:{number} is not a JSON object")
+        yield number, row
+
+
+def _fields(path: Path, number: int, row: dict, *names: str) -> list:
+    missing = [n for n in names if n not in row]
+    if missing:
+        raise TaskDataError(f"{path}:{number} lacks the field(s) {', '.join(missing)}")
+    return [row[n] for n in names]
+
+
+def _blimp(path: Path, number: int, row: dict, task: str) -> Item:
+    good, bad = _fields(path, number, row, "sentence_good", "sentence_bad")
+    # BLiMP lines carry their UID; the supplement's do not (its UID is the file's name).
+    uid = row["UID"] if "field" in row and "UID" in row else path.stem
+    return Item(task, uid, (Candidate.whole(good), Candidate.whole(bad)), key=f"{good}\t{bad}")
+
+
+def _ewok(path: Path, number: int, row: dict, task: str) -> Item:
+    domain, context, target1, target2 = _fields(path, number, row, "Domain", "Context1", "Target1", "Target2")
+    # Both candidates under Context1; the file holds each item twice, contexts and targets swapped.
+    return Item(task, domain, (Candidate.after(context, target1), Candidate.after(context, target2)),
+                key=f"{context}\t{target1}\t{target2}")
+
+
+def _entity_tracking(path: Path, number: int, row: dict, task: str) -> Item:
+    prefix, options, numops = _fields(path, number, row, "input_prefix", "options", "numops")
+    if not isinstance(options, list) or len(options) < 2:
+        raise TaskDataError(f"{path}:{number}: options must be a list of at least two (the correct one first)")
+    # No separator: the prefix ends with its own space.
+    return Item(task, f"{path.stem}_{numops}_ops", tuple(Candidate.after(prefix, o, separator="") for o in options),
+                key=f"{prefix}\t{options[0]}")
+
+
+COMPS_UIDS = {"comps_base": "base", "comps_wugs": "wugs", "comps_wugs_dist-before": "wugs_dist_before"}
+
+
+def _comps(path: Path, number: int, row: dict, task: str) -> Item:
+    acceptable, unacceptable, phrase = _fields(path, number, row, "prefix_acceptable", "prefix_unacceptable",
+                                               "property_phrase")
+    uid = COMPS_UIDS.get(path.stem, "wugs_dist_in_between")  # as read_files.py names them
+    return Item(task, uid, (Candidate.after(acceptable, phrase), Candidate.after(unacceptable, phrase)),
+                key=f"{acceptable}\t{unacceptable}\t{phrase}")
+
+
+# task -> (its folder names in full_eval / fast_eval, the row reader)
+LOADERS: dict[str, tuple[tuple[str, ...], Callable[[Path, int, dict, str], Item]]] = {
+    "blimp": (("blimp_filtered", "blimp_fast"), _blimp),
+    "blimp_supplement": (("supplement_filtered", "supplement_fast"), _blimp),
+    "ewok": (("ewok_filtered", "ewok_fast"), _ewok),
+    "entity_tracking": (("entity_tracking", "entity_tracking_fast"), _entity_tracking),
+    "comps": (("comps",), _comps),
+}
+
+
+def task_folder(eval_data: str | Path, task: str) -> Path | None:
+    """The task's folder under an `evaluation_data/full_eval` (or `fast_eval`) folder, if present."""
+    names, _ = LOADERS[task]
+    return next((Path(eval_data) / name for name in names if (Path(eval_data) / name).is_dir()), None)
+
+
+def load_task(task: str, folder: str | Path) -> list[Item]:
+    """Every item of every *.jsonl in the task's folder, files in name order, lines in file order."""
+    _, reader = LOADERS[task]
+    folder = Path(folder)
+    files = sorted(folder.glob("*.jsonl"))
+    if not files:
+        raise TaskDataError(f"{task}: no *.jsonl files in {folder}")
+    return [reader(path, number, row, task) for path in files for number, row in _rows(path)]
+
+
+def score_items(model, items: Sequence[Item], tokenizer, *, bos_id: int, max_length: int, ties: str = "official",
+                **pll_kwargs) -> tuple[list[bool], list[list[float]]]:
+    """Each item's decision and its candidates' scores (trainer/evaluate.py's PLL over the
+    scored tokens, batched across items and candidates)."""
+    from trainer.evaluate import pseudo_log_likelihoods
+
+    sequences, scored = encode_candidates(tokenizer, items, bos_id, max_length)
+    plls = pseudo_log_likelihoods(model, sequences, scored=scored, **pll_kwargs)
+    scores, at = [], 0
+    for item in items:
+        scores.append(plls[at:at + len(item.candidates)])
+        at += len(item.candidates)
+    return [decide(s, ties) for s in scores], scores
