@@ -40,7 +40,7 @@ from sweeps.results import (
 from sweeps.spec import SweepSpec
 from trainer.cli import ArgumentParser
 from trainer.errors import UserError
-from trainer.metrics import column_names
+from trainer.metrics import column_names, lookup
 
 # Each metric of the registry beside its standard error (trainer/metrics.py; trainer/evaluate.py
 # says how each is computed), between where the trial stood and how fast it trained.
@@ -53,7 +53,9 @@ class ExportError(UserError):
 
 def leaderboard_csv(rows: list[dict]) -> str:
     params = sorted({name for row in rows for name in row["values"]})
-    extra = sorted({k for row in rows for k in row["metrics"] if k.startswith("pairs_acc/")})
+    # What only some runs report, as present: each paradigm's tuning accuracy, the BabyLM tasks.
+    extra = sorted({k for row in rows for k in row["metrics"]
+                    if k.startswith("pairs_acc/") or getattr(lookup(k), "needs_eval_data", False)})
     header = ["rank", "trial_id", "status", "state", "baseline", *params, *METRIC_COLUMNS, *extra, "reason"]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -131,7 +133,8 @@ def export_sweep(experiment: str, top: int = 5, quiet: bool = False, pick: str |
             "selected_by": ("pareto_front" if front else "confirmation" if confirmation and confirmation.get("configs")
                             else "sweep_ranking"),
             "objectives": [[o.metric, o.mode] for o in spec.objectives],
-            "metrics": {k: v for k, v in best["metrics"].items() if k in METRIC_COLUMNS or k == "pairs_acc_heldout"},
+            "metrics": {k: v for k, v in best["metrics"].items()
+                        if k in METRIC_COLUMNS or (lookup(k) is not None and "/" not in k)},
         },
         "final_command": final_command(experiment),
     }

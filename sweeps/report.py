@@ -446,7 +446,7 @@ def learning_curves_figure(curves: dict[str, dict[str, list[tuple]]], panels: li
 
 
 def paradigm_figure(bars: dict[str, dict[str, dict[str, float]]],
-                    errors: dict[str, dict[str, dict[str, float]]] | None = None) -> Figure:
+                    errors: dict[str, dict[str, dict[str, float]]] | None = None, by: str = "paradigm") -> Figure:
     """bars[family][trial_label][paradigm] = accuracy: grouped horizontal bars, a panel per family
     (pairs_acc, and pairs_acc_heldout when reported per paradigm); errors (same keys) = the
     binomial standard error of a bar, drawn as ±1.96 SE (bars without one have none)."""
@@ -477,7 +477,7 @@ def paradigm_figure(bars: dict[str, dict[str, dict[str, float]]],
         ax.set_xlim(low - 0.02, high + 0.02)  # accuracy's whole range, wider where an error bar reaches past it
         _chance_line(ax, family, axis="x")
         ax.set_xlabel(f"{family} (accuracy)")
-        ax.set_title(f"{family} by paradigm")
+        ax.set_title(f"{family} by {by}")
         # Below the panel: inside, it would cover bars and their error bars.
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=4)
     return fig
@@ -842,6 +842,7 @@ def render_report(
         _rungs_section(page, spec, rows, extra)
         _curves_section(page, ranked, metric)
         _paradigm_section(page, spec, ranked)
+        _suite_section(page, ranked)
         _leaderboard_section(page, spec, ranked, leaderboard_text)
         if confirmation:
             _confirmation_section(page, confirmation)
@@ -1177,6 +1178,38 @@ def _paradigm_section(page: _Page, spec: SweepSpec, ranked: list[dict]) -> None:
     table = _table(["rank", "trial", *overall], [[p, r["trial_id"], *(r["metrics"].get(m, math.nan) for m in overall)]
                                                  for p, r in top], text_columns={1})
     page.section("paradigms", "Minimal pairs by paradigm", body + table)
+
+
+def _suite_section(page: _Page, ranked: list[dict]) -> None:
+    """The BabyLM tasks of the best trials (only when the sweep scored them): each task's score on
+    its tuning items and, when reported, its held-out items, with ±1.96 SE bars."""
+    from trainer.zero_shot import LOADERS
+
+    top = [(position, row) for position, row in enumerate(ranked[:TOP_PARADIGMS], start=1)
+           if "babylm_score" in row["metrics"]]
+    if not top:
+        return
+    bars: dict[str, dict] = {}
+    errors: dict[str, dict] = {}
+    for suffix, family in (("", "BabyLM tasks, tuning items"), ("_heldout", "BabyLM tasks, held-out items")):
+        for position, row in top:
+            metrics = row["metrics"]
+            per = {task: metrics[f"{task}_acc{suffix}"] for task in LOADERS if f"{task}_acc{suffix}" in metrics}
+            if per:
+                label = _label(row, position)
+                bars.setdefault(family, {})[label] = per
+                errors.setdefault(family, {})[label] = {task: metrics[f"{task}_acc{suffix}_se"] for task in per
+                                                        if f"{task}_acc{suffix}_se" in metrics}
+    body = page.figure("suite", paradigm_figure(bars, errors, by="task"),
+                       "Each BabyLM task's score (the mean of its per-UID accuracies, as the official pipeline "
+                       "averages them) for the best trials; error bars: ±1.96 standard errors (the per-UID binomial "
+                       "variances combined). Chance differs by task: 0.5 for two candidates; entity tracking has "
+                       "as many as its items give.")
+    columns = ["babylm_score"] + (["babylm_score_heldout"] if any("babylm_score_heldout" in r["metrics"] for _, r in top)
+                                  else [])
+    table = _table(["rank", "trial", *columns], [[p, r["trial_id"], *(r["metrics"].get(m, math.nan) for m in columns)]
+                                                 for p, r in top], text_columns={1})
+    page.section("suite", "BabyLM tasks", body + table)
 
 
 def _pair_count_words(how_known: dict[str, set]) -> str:

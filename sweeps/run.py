@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a base config field")
     p.add_argument("--corpus", help="BabyLM-style corpus folder (default: built-in corpus)")
     p.add_argument("--pairs", help="BLiMP-style JSONL folder (default: built-in pairs with the built-in corpus)")
+    p.add_argument("--eval-data", help="BabyLM task files laid out like the pipeline's evaluation_data/full_eval (or "
+                   "fast_eval): every task found is scored at every evaluation (<task>_acc and their mean, babylm_score, "
+                   "which --metric can select on)")
     p.add_argument("--metric", help="metric to optimise (pairs_acc when pairs exist, else val_nelbo); "
                    "several as name:mode pairs, e.g. pairs_acc:max,val_nelbo:min, run a multi-objective search")
     p.add_argument("--mode", choices=["min", "max"], help="default: max for accuracies, min otherwise")
@@ -139,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def resolve_objectives(args, has_pairs: bool) -> tuple[Objective, ...]:
+def resolve_objectives(args, has_pairs: bool, has_eval_data: bool = False) -> tuple[Objective, ...]:
     """One objective, or several (`name:mode,...`) for a multi-objective search."""
     if args.metric and ("," in args.metric or ":" in args.metric):
         objectives = []
@@ -147,14 +150,15 @@ def resolve_objectives(args, has_pairs: bool) -> tuple[Objective, ...]:
             name, _, mode = part.strip().partition(":")
             if mode not in ("min", "max"):
                 raise SweepError(f"--metric {part.strip()!r}: write name:max or name:min (e.g. pairs_acc:max,val_nelbo:min)")
-            objectives.append(resolve_metric(name, mode, has_pairs))
+            objectives.append(resolve_metric(name, mode, has_pairs, has_eval_data=has_eval_data))
         if len({o.metric for o in objectives}) != len(objectives):
             raise SweepError(f"--metric {args.metric!r} names a metric twice")
         return tuple(objectives)
-    return (resolve_metric(args.metric, args.mode, has_pairs),)
+    return (resolve_metric(args.metric, args.mode, has_pairs, has_eval_data=has_eval_data),)
 
 
-def resolve_metric(metric: str | None, mode: str | None, has_pairs: bool, flag: str = "--metric") -> Objective:
+def resolve_metric(metric: str | None, mode: str | None, has_pairs: bool, flag: str = "--metric",
+                   has_eval_data: bool = False) -> Objective:
     """The objective a name stands for, from the metric registry (trainer/metrics.py): reported by
     trials, selectable, measurable on this data; its direction unless `mode` says otherwise."""
     from trainer.metrics import MetricError, selectable
@@ -166,6 +170,9 @@ def resolve_metric(metric: str | None, mode: str | None, has_pairs: bool, flag: 
         raise SweepError(f"{flag} {exc}") from None
     if entry.needs_pairs and not has_pairs:
         raise SweepError(f"{flag} {metric} needs minimal pairs: pass --pairs or use the built-in corpus")
+    if entry.needs_eval_data and not has_eval_data:
+        raise SweepError(f"{flag} {metric} needs BabyLM task files: pass --eval-data (a folder laid out like the "
+                         "pipeline's evaluation_data/full_eval)")
     return Objective(metric=metric, mode=mode or entry.mode)
 
 
@@ -183,7 +190,7 @@ def resolve_decision(args, objectives) -> Objective | None:
     if args.decide_on == "auto":
         return None
     name, _, mode = args.decide_on.partition(":")
-    objective = resolve_metric(name, mode or None, has_pairs=True, flag="--decide-on")
+    objective = resolve_metric(name, mode or None, has_pairs=True, flag="--decide-on", has_eval_data=True)
     return None if objective == objectives[0] else objective
 
 
@@ -198,6 +205,8 @@ def base_config(args, space: SearchSpace) -> TrainConfig:
         data["corpus"] = str(Path(args.corpus).expanduser().resolve())
     if args.pairs:
         data["pairs"] = str(Path(args.pairs).expanduser().resolve())
+    if args.eval_data:
+        data["eval_data"] = str(Path(args.eval_data).expanduser().resolve())
     eval_every = max(1, args.max_steps // max(1, args.evals_per_trial))
     data.update(max_steps=args.max_steps, eval_every=eval_every, checkpoint_every=eval_every, seed=args.seed)
     if args.max_words is not None:
@@ -312,6 +321,15 @@ def preflight(args, space: SearchSpace, config: TrainConfig, root: str) -> None:
             load_pairs(config.pairs)
         except PairsError as exc:
             raise SweepError(f"--pairs: {exc}") from None
+    if config.eval_data is not None:
+        from trainer.zero_shot import TaskDataError, load_suite
+
+        try:
+            suite = load_suite(config.eval_data, config.pairs_heldout_fraction, config.eval_items_per_uid)
+        except TaskDataError as exc:
+            raise SweepError(f"--eval-data: {exc}") from None
+        for task in suite.skipped:
+            print(f"--eval-data: no {task} files in {config.eval_data}: {task} is not scored", flush=True)
     cache = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
     try:
         storage.probe_folder(cache)
@@ -543,7 +561,8 @@ def main(argv: list[str] | None = None) -> int:
             if storage.exists(storage.join(experiment, SWEEP_FILE)):
                 raise SweepError(f"sweep {experiment} already exists: pass --resume to continue it, or another --name")
             resources = resources_of(args)
-            objectives = resolve_objectives(args, has_pairs=config.pairs is not None or config.corpus is None)
+            objectives = resolve_objectives(args, has_pairs=config.pairs is not None or config.corpus is None,
+                                            has_eval_data=config.eval_data is not None)
             config = interim_validation(config, objectives, args.set or [], resolve_decision(args, objectives))
             if space.study and (args.confirm or args.warm_start):
                 raise SweepError("a study space trains every configuration over seeds already: "

@@ -137,3 +137,37 @@ def test_scores_agree_with_a_brute_force_scorer(prepared, eval_data):  # noqa: F
         encoding = tokenizer.encode(candidate.text)
         scored = [encoding.ids[p] for p in zs.scored_token_positions(encoding.offsets, candidate.start)]
         assert tokenizer.decode(scored).strip() == candidate.text[candidate.start:].strip(), task
+
+
+def test_a_run_scores_the_suite_and_its_mean(prepared, eval_data, tmp_path):  # noqa: F811
+    from test_loop import small_config
+
+    from trainer.loop import train_loop
+    from trainer.metrics import lookup
+
+    data, _ = prepared
+    config = small_config(max_steps=2, eval_every=2, checkpoint_every=2, eval_data=str(eval_data),
+                          pairs_heldout_fraction=0.0)
+    last = train_loop(config, data.root, tmp_path, show_progress=False)
+    tasks = [t for t in zs.LOADERS if f"{t}_acc" in last]
+    assert sorted(tasks) == sorted(zs.LOADERS)  # every task the folder has
+    assert last["babylm_score"] == pytest.approx(sum(last[f"{t}_acc"] for t in tasks) / len(tasks))
+    assert last["babylm_score_se"] == pytest.approx(math.sqrt(sum(last[f"{t}_acc_se"] ** 2 for t in tasks)) / len(tasks))
+    assert last["entity_tracking_scored"] == 3 and "babylm_score_heldout" not in last  # nothing held out
+    for name in ("babylm_score", *(f"{t}_acc" for t in tasks)):
+        assert lookup(name) is not None and lookup(name).needs_eval_data
+
+
+def test_the_sweep_selects_on_the_suite_only_with_task_files(eval_data, tmp_path, capsys):
+    from sweeps.run import main
+
+    common = ["--storage", str(tmp_path / "store"), "--dry-run", "--metric", "babylm_score"]
+    assert main(common) == 2
+    assert "--metric babylm_score needs BabyLM task files: pass --eval-data" in capsys.readouterr().err
+    assert main([*common, "--eval-data", str(eval_data)]) == 0
+    assert "optimising babylm_score (max)" in capsys.readouterr().out
+    assert main([*common, "--eval-data", str(tmp_path / "nothing")]) == 2
+    assert "--eval-data: no task folder in" in capsys.readouterr().err
+    assert main(["--storage", str(tmp_path / "store"), "--dry-run", "--metric", "ewok_acc_heldout",
+                 "--eval-data", str(eval_data)]) == 2
+    assert "never selected on" in capsys.readouterr().err

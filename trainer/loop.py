@@ -294,6 +294,8 @@ class EvaluationSets:
     tuning_pairs: list
     heldout_pairs: list
     encode: Callable[[str], list[int]]
+    suite: object = None  # trainer.zero_shot.Suite when the run has BabyLM task files
+    tokenizer: object = None  # the tokenizer the suite's candidates are encoded with (offsets)
 
 
 def evaluate_run(model: torch.nn.Module, config: TrainConfig, sets: EvaluationSets, device: torch.device,
@@ -326,6 +328,11 @@ def evaluate_run(model: torch.nn.Module, config: TrainConfig, sets: EvaluationSe
         if name == "pairs_acc":
             metrics.update({f"pairs_n/{k}": n for k, n in scores["pairs_by_paradigm"].items()})
         items[name.replace("_acc", "")] = pairs_record(scores["correct"], [f"{p.paradigm}/{p.pair_id}" for p in part])
+    if sets.suite is not None:
+        from trainer.zero_shot import suite_metrics
+
+        metrics.update(suite_metrics(model, sets.suite, sets.tokenizer, final=final, bos_id=BOS_ID,
+                                     max_length=config.seq_length, **scoring))
     metrics["eval_s"] = time.perf_counter() - start
     return metrics, items
 
@@ -447,7 +454,12 @@ def train_loop(
         progress_bar = tqdm(total=last_step, initial=state.step, desc="train", unit="step", dynamic_ncols=True)
 
     # --- evaluation and reporting ----------------------------------------------
-    evaluation_sets = EvaluationSets(val_ids, val_indices, tuning_pairs, heldout_pairs, encode)
+    suite = None
+    if config.eval_data and rank == 0:
+        from trainer.zero_shot import load_suite
+
+        suite = load_suite(config.eval_data, config.pairs_heldout_fraction, config.eval_items_per_uid)
+    evaluation_sets = EvaluationSets(val_ids, val_indices, tuning_pairs, heldout_pairs, encode, suite, tokenizer)
 
     def evaluate_and_report(extra: dict) -> dict:
         metrics = dict(extra)

@@ -35,6 +35,7 @@ class Metric:
     chance: float | None = None  # the score of guessing (a two-way choice: 0.5), drawn in the report
     items: str | None = None  # the evaluation's `items` record holding its per-item evidence
     needs_pairs: bool = False  # reported only when the run has minimal pairs
+    needs_eval_data: bool = False  # reported only when the run has BabyLM task files (`eval_data`)
     validation: bool = False  # computed on the validation rows (interim evaluations may subsample them)
     columns: bool = True  # a leaderboard column (and in a final run's summary)
 
@@ -60,6 +61,23 @@ METRICS: tuple[Metric, ...] = (
            why_not="the held-out pairs are reported, never selected on; use pairs_acc/<UID>"),
     Metric("train_loss", "min", "the training loss, averaged since the previous evaluation (the weighted "
            "objective: not comparable across schedules or p)", has_se=False),
+)
+
+# BabyLM's zero-shot tasks (trainer/zero_shot.py), each on its tuning items, its held-out items
+# (the run's last evaluation), and their equal-weight mean. Chance: two candidates, except entity
+# tracking (its items have as many options as the file gives, five in the official data).
+_HELD_OUT = "the held-out items are reported, never selected on (that would tune on the evaluation set)"
+_TASK_CHANCE = {"blimp": 0.5, "blimp_supplement": 0.5, "ewok": 0.5, "entity_tracking": None, "comps": 0.5}
+METRICS += tuple(
+    Metric(f"{task}_acc{suffix}", "max", f"BabyLM's {task} as the official mlm backend scores it (mean of per-UID "
+           f"accuracies) on its {part} items", selectable=not suffix, why_not=_HELD_OUT if suffix else "",
+           chance=chance, needs_eval_data=True, columns=False)
+    for task, chance in _TASK_CHANCE.items() for suffix, part in (("", "tuning"), ("_heldout", "held-out"))
+) + (
+    Metric("babylm_score", "max", "the equal-weight mean of the BabyLM tasks present (tuning items)",
+           needs_eval_data=True, columns=False),
+    Metric("babylm_score_heldout", "max", "the equal-weight mean of the BabyLM tasks present (held-out items)",
+           selectable=False, why_not=_HELD_OUT, needs_eval_data=True, columns=False),
 )
 
 BY_NAME = {m.name: m for m in METRICS}

@@ -202,9 +202,10 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     data = config.as_dict()
     if args.preset and args.preset != config.preset:
         data["preset"], data["model"] = args.preset, None
-    for field, value in (("corpus", args.corpus), ("pairs", args.pairs), ("max_steps", args.max_steps), ("seed", args.seed)):
+    for field, value in (("corpus", args.corpus), ("pairs", args.pairs), ("eval_data", args.eval_data),
+                         ("max_steps", args.max_steps), ("seed", args.seed)):
         if value is not None:
-            data[field] = str(Path(value).resolve()) if field in ("corpus", "pairs") else value
+            data[field] = str(Path(value).resolve()) if field in ("corpus", "pairs", "eval_data") else value
     if args.max_words is not None:
         data["max_words"] = parse_word_count(args.max_words)
     if args.checkpoint_words is not None:
@@ -219,6 +220,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--preset", choices=["tiny", "small", "base"], help="model size (resets the architecture)")
     parser.add_argument("--corpus", help="folder of *.train/*.dev or *.txt files (default: built-in corpus)")
     parser.add_argument("--pairs", help="folder of BLiMP-style *.jsonl minimal pairs")
+    parser.add_argument("--eval-data", help="BabyLM task files laid out like the pipeline's evaluation_data/full_eval "
+                        "(or fast_eval): each task found is scored at every evaluation (<task>_acc, babylm_score)")
     parser.add_argument("--max-steps", type=int, help="optimizer steps")
     parser.add_argument("--max-words", help="budget in words of training text seen, e.g. 10M (replaces --max-steps)")
     parser.add_argument("--checkpoint-words", help="'babylm' (every 1M to 10M, 10M to 100M, 100M to 1B) or a list "

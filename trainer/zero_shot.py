@@ -27,6 +27,7 @@ The wug nominalization task (a Spearman correlation, not an accuracy) is not imp
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections import defaultdict
@@ -236,3 +237,82 @@ def score_items(model, items: Sequence[Item], tokenizer, *, bos_id: int, max_len
         scores.append(plls[at:at + len(item.candidates)])
         at += len(item.candidates)
     return [decide(s, ties) for s in scores], scores
+
+
+# --- the suite in a run's evaluations ------------------------------------------------------------
+
+
+def is_heldout(item: Item, heldout_fraction: float) -> bool:
+    """Held out from selection by a hash of the item's task, UID and text (as minimal pairs are,
+    trainer/data/pairs.py): the same item lands on the same side in any file order or subset."""
+    key = f"{item.task}\t{item.uid}\t{item.key}".encode("utf-8")
+    digest = hashlib.blake2b(key, digest_size=8, person=b"mdlm-tasks").digest()
+    return int.from_bytes(digest, "big") / 2.0**64 < heldout_fraction
+
+
+def split_items(items: Sequence[Item], heldout_fraction: float) -> tuple[list[Item], list[Item]]:
+    """(tuning, held_out) within every UID, order kept."""
+    return ([i for i in items if not is_heldout(i, heldout_fraction)],
+            [i for i in items if is_heldout(i, heldout_fraction)])
+
+
+def limit_per_uid(items: Sequence[Item], limit: int | None) -> list[Item]:
+    """The first `limit` items of each UID (all when None), order kept."""
+    if limit is None:
+        return list(items)
+    seen: dict[str, int] = defaultdict(int)
+    kept = []
+    for item in items:
+        if seen[item.uid] < limit:
+            seen[item.uid] += 1
+            kept.append(item)
+    return kept
+
+
+@dataclass(frozen=True)
+class Suite:
+    """The tasks found in an evaluation-data folder, each split into its tuning and held-out parts
+    and capped per UID: what every evaluation of a run scores."""
+
+    tuning: dict[str, list[Item]]
+    heldout: dict[str, list[Item]]
+    skipped: tuple[str, ...]  # tasks with no folder there
+
+
+def load_suite(eval_data: str | Path, heldout_fraction: float, items_per_uid: int | None) -> Suite:
+    """Every task whose folder is in `eval_data`; TaskDataError when none is."""
+    tuning, heldout, skipped = {}, {}, []
+    for task in LOADERS:
+        folder = task_folder(eval_data, task)
+        if folder is None:
+            skipped.append(task)
+            continue
+        kept, held = split_items(load_task(task, folder), heldout_fraction)
+        tuning[task], heldout[task] = limit_per_uid(kept, items_per_uid), limit_per_uid(held, items_per_uid)
+    if not tuning:
+        folders = ", ".join(name for names, _ in LOADERS.values() for name in names)
+        raise TaskDataError(f"no task folder in {eval_data}: expected a folder laid out like the BabyLM pipeline's "
+                            f"evaluation_data/full_eval (or fast_eval), with some of {folders}")
+    return Suite(tuning, heldout, tuple(skipped))
+
+
+def suite_metrics(model, suite: Suite, tokenizer, *, final: bool, bos_id: int, max_length: int, **pll_kwargs) -> dict:
+    """`<task>_acc` and its SE for every task present (its tuning items), `babylm_score` (their
+    equal-weight mean, as the leaderboard averages its tasks; SE from theirs); at the run's last
+    evaluation the same on the held-out items (`<task>_acc_heldout`, `babylm_score_heldout`)."""
+    metrics = {}
+    parts = [("", suite.tuning)] + ([("_heldout", suite.heldout)] if final else [])
+    for suffix, tasks in parts:
+        scores = []
+        for task, items in tasks.items():
+            if not items:
+                continue
+            decisions, _ = score_items(model, items, tokenizer, bos_id=bos_id, max_length=max_length, **pll_kwargs)
+            result = task_scores(task, items, decisions)
+            metrics[f"{task}_acc{suffix}"], metrics[f"{task}_acc{suffix}_se"] = result["score"], result["se"]
+            metrics[f"{task}_scored{suffix}"] = result["n"]
+            scores.append(result)
+        if scores:
+            metrics[f"babylm_score{suffix}"] = sum(r["score"] for r in scores) / len(scores)
+            metrics[f"babylm_score{suffix}_se"] = math.sqrt(sum(r["se"] ** 2 for r in scores)) / len(scores)
+    return metrics
