@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -578,15 +579,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.dry_run:
                 print(dry_run_checks(args, space, config, resources, root), flush=True)
                 return 0
-            if os.environ.get("RAY_ADDRESS"):
-                from trainer.train import check_reachable
-
-                check_reachable(os.environ["RAY_ADDRESS"])
             if not args.autoscaling:
                 from sweeps.tuning import check_resources
 
-                # Refused here, before the data is prepared or Ray is started.
+                # Refused here, before the data is prepared or Ray is started (reading the
+                # cluster's resources checks that RAY_ADDRESS answers first).
                 check_resources(planned_cluster_resources(), resources)
+            elif os.environ.get("RAY_ADDRESS"):
+                from trainer.train import check_reachable
+
+                check_reachable(os.environ["RAY_ADDRESS"])  # seconds, not Ray's minute of retries
             spec = build_spec(args, argv, root, name, space, config, objectives, resources)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -599,8 +601,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def finished_note(experiment: str) -> str | None:
     """What --resume says of a sweep that already ended (None while it has work left)."""
-    import json
-
     marker = storage.join(experiment, FINISHED_FILE)
     if not storage.exists(marker):
         return None
@@ -612,8 +612,6 @@ def finished_note(experiment: str) -> str | None:
 
 def run_sweep(args, spec: SweepSpec, experiment: str) -> int:
     """Start (or join) Ray, run the trials, export, confirm, report."""
-    import json
-
     from sweeps.confirm import run_confirmation
     from sweeps.export import export_sweep
     from sweeps.results import read_trials

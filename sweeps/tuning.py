@@ -301,6 +301,10 @@ class ConsoleLines(Callback):
             except Exception:  # noqa: BLE001
                 pass
 
+    def _step_of(self, trial) -> int:
+        """The latest step known of a trial: its last progress line or its last evaluation."""
+        return max(self.latest_step.get(trial.trial_id, 0), int((trial.last_result or {}).get("step", 0)))
+
     def overall_line(self, trials, now: float) -> str:
         """Trials ended / running / queued, elapsed, and an ETA from the measured wall time per
         step of the running trials (evaluations and start-up included); an upper bound, since
@@ -314,13 +318,12 @@ class ConsoleLines(Callback):
         budget = self.spec.base_config.max_steps
         rates = []
         for trial in running:
-            step = max(self.latest_step.get(trial.trial_id, 0), int((trial.last_result or {}).get("step", 0)))
+            step = self._step_of(trial)
             if step > 0 and trial.trial_id in self.started_at:
                 rates.append((now - self.started_at[trial.trial_id]) / step)
         if rates and running:
             per_step = sorted(rates)[len(rates) // 2]
-            remaining = sum(budget - max(self.latest_step.get(t.trial_id, 0), int((t.last_result or {}).get("step", 0)))
-                            for t in running) + queued * budget
+            remaining = sum(budget - self._step_of(t) for t in running) + queued * budget
             text += f"; about {_duration(remaining * per_step / len(running))} left at most ({per_step:.2f} s a step per trial)"
         return text
 

@@ -137,12 +137,15 @@ def progress_poster(target: dict | None):
     import torch
 
     node_id = ray.get_runtime_context().get_node_id()  # which node's CPUs this run could use
+    board = []  # the actor's handle, looked up once it answers
 
     def post(record: dict) -> None:
         try:
-            board = ray.get_actor(target["actor"])
-            threads = ray.get(board.post.remote(target["trial_id"], {**record, "node_id": node_id}), timeout=5)
-        except Exception:  # noqa: BLE001 - the driver went away or is busy: train on
+            if not board:
+                board.append(ray.get_actor(target["actor"]))
+            threads = ray.get(board[0].post.remote(target["trial_id"], {**record, "node_id": node_id}), timeout=5)
+        except Exception:  # noqa: BLE001 - the driver went away or is busy: train on (look it up again next time)
+            board.clear()
             return
         # Freed CPUs at the end of a sweep: the driver lets the trials still running use them.
         if isinstance(threads, int) and threads >= 1 and threads != torch.get_num_threads():
