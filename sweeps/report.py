@@ -1183,7 +1183,7 @@ def _paradigm_section(page: _Page, spec: SweepSpec, ranked: list[dict]) -> None:
 def _suite_section(page: _Page, ranked: list[dict]) -> None:
     """The BabyLM tasks of the best trials (only when the sweep scored them): each task's score on
     its tuning items and, when reported, its held-out items, with ±1.96 SE bars."""
-    from trainer.zero_shot import LOADERS
+    from trainer.metrics import TASKS, task_metric
 
     top = [(position, row) for position, row in enumerate(ranked[:TOP_PARADIGMS], start=1)
            if "babylm_score" in row["metrics"]]
@@ -1194,17 +1194,19 @@ def _suite_section(page: _Page, ranked: list[dict]) -> None:
     for suffix, family in (("", "BabyLM tasks, tuning items"), ("_heldout", "BabyLM tasks, held-out items")):
         for position, row in top:
             metrics = row["metrics"]
-            per = {task: metrics[f"{task}_acc{suffix}"] for task in LOADERS if f"{task}_acc{suffix}" in metrics}
+            names = {task: f"{task_metric(task)}{suffix}" for task in TASKS}
+            per = {task: metrics[name] for task, name in names.items() if name in metrics}
             if per:
                 label = _label(row, position)
                 bars.setdefault(family, {})[label] = per
-                errors.setdefault(family, {})[label] = {task: metrics[f"{task}_acc{suffix}_se"] for task in per
-                                                        if f"{task}_acc{suffix}_se" in metrics}
+                errors.setdefault(family, {})[label] = {task: metrics[f"{names[task]}_se"] for task in per
+                                                        if f"{names[task]}_se" in metrics}
     body = page.figure("suite", paradigm_figure(bars, errors, by="task"),
-                       "Each BabyLM task's score (the mean of its per-UID accuracies, as the official pipeline "
-                       "averages them) for the best trials; error bars: ±1.96 standard errors (the per-UID binomial "
-                       "variances combined). Chance differs by task: 0.5 for two candidates; entity tracking has "
-                       "as many as its items give.")
+                       "Each BabyLM task's score for the best trials, as the official pipeline computes it: the "
+                       "mean of its per-UID accuracies, or for wug Spearman's rho against the human ratios; error "
+                       "bars: ±1.96 standard errors (per-UID binomial variances combined; a bootstrap for rho). "
+                       "Chance differs by task: 0.5 for two candidates; entity tracking has as many as its items "
+                       "give; 0 for a correlation.")
     columns = ["babylm_score"] + (["babylm_score_heldout"] if any("babylm_score_heldout" in r["metrics"] for _, r in top)
                                   else [])
     table = _table(["rank", "trial", *columns], [[p, r["trial_id"], *(r["metrics"].get(m, math.nan) for m in columns)]

@@ -18,6 +18,16 @@ tests/test_stats.py.
   with the same masks, each a ratio sum(a_i) / sum(w_i) with common denominators w_i; the
   difference is sum(a_i - b_i) / sum(w_i), whose SE over rows is the delta-method SE of that
   ratio (rows as the sampling unit).
+- `paired_grouped_proportions(a, b, groups, weights)`: a BabyLM task's score is a weighted mean
+  of per-UID accuracies, sum_g w_g acc_g; on the same items the difference is
+  sum_g w_g mean_g(d), d_i = a_i - b_i in {-1, 0, 1}, with variance sum_g w_g^2 var_g(d) / n_g
+  (var_g the within-UID variance of d, mean(d^2) - mean(d)^2: with one group of weight 1 this is
+  exactly paired_proportions' McNemar SE).
+- `paired_correlation_difference(a, b, human)`: two runs' Spearman correlations with the same
+  human ratings on the same items; the SE of the difference is its standard deviation over
+  bootstrap resamples of the items, the same resamples for both runs.
+- `mean_of_comparisons(parts)`: the equal-weight mean of several independent paired differences
+  (babylm_score over its tasks): the mean of the differences, SE sqrt(sum se^2) / k.
 - `kendall_tau(x, y)`: rank agreement of two lists (tau-b, ties allowed), in [-1, 1].
 
 What a paired test can and cannot say: it conditions on the training runs as they are (one seed
@@ -110,26 +120,106 @@ def paired_ratio_difference(a: Sequence[float], b: Sequence[float], weights: Seq
 
 
 
+def paired_grouped_proportions(a: Sequence[bool], b: Sequence[bool], groups: Sequence[int],
+                               weights: Sequence[float], unit: str = "items") -> Comparison:
+    """sum_g w_g (accuracy of a - accuracy of b within group g) on the same items (see the module
+    docstring); `groups[i]` indexes `weights`."""
+    if not len(a) == len(b) == len(groups):
+        raise ValueError("paired_grouped_proportions needs the same items on both sides")
+    by_group: dict[int, list[int]] = {}
+    for x, y, g in zip(a, b, groups):
+        by_group.setdefault(int(g), []).append(int(bool(x)) - int(bool(y)))
+    if not by_group:
+        return Comparison(math.nan, math.nan, math.nan, False, f"0 shared {unit}")
+    difference = variance = 0.0
+    discordant = 0
+    for g, d in by_group.items():
+        mean = sum(d) / len(d)
+        difference += weights[g] * mean
+        variance += weights[g] ** 2 * max(sum(v * v for v in d) / len(d) - mean ** 2, 0.0) / len(d)
+        discordant += sum(1 for v in d if v)
+    return _verdict(difference, math.sqrt(variance), f"{len(a)} shared {unit}, {discordant} discordant")
+
+
+def paired_correlation_difference(a: Sequence[float], b: Sequence[float], human: Sequence[float],
+                                  unit: str = "rated items") -> Comparison:
+    """Spearman(a, human) - Spearman(b, human) on the same items, with a paired bootstrap SE."""
+    import numpy as np
+
+    from trainer.zero_shot import bootstrap_indices, spearman
+
+    if not len(a) == len(b) == len(human):
+        raise ValueError("paired_correlation_difference needs the same items on both sides")
+    n = len(a)
+    difference = spearman(a, human) - spearman(b, human)
+    if n < 3 or not math.isfinite(difference):
+        return Comparison(difference, math.nan, math.nan, False, f"{n} shared {unit}")
+    x, y, h = np.asarray(a, dtype=float), np.asarray(b, dtype=float), np.asarray(human, dtype=float)
+    draws = [spearman(x[i], h[i]) - spearman(y[i], h[i]) for i in bootstrap_indices(n)]
+    return _verdict(difference, float(np.nanstd(draws, ddof=1)), f"{n} shared {unit}, bootstrap")
+
+
+def mean_of_comparisons(parts: Sequence[Comparison], over: str = "") -> Comparison:
+    """The equal-weight mean of independent differences, SE sqrt(sum se^2) / k."""
+    if not parts:
+        return Comparison(math.nan, math.nan, math.nan, False, over)
+    k = len(parts)
+    return _verdict(sum(p.difference for p in parts) / k, math.sqrt(sum(p.se ** 2 for p in parts)) / k,
+                    over or f"{k} parts")
+
+
 def paired_on_items(metric: str, a_items: dict, b_items: dict) -> Comparison | None:
     """a's `metric` minus b's from two evaluations' item records (as the evaluations' `items`
     hold them), or None when the metric has no items or they did not score the same items."""
-    from trainer.eval_items import pairs_correct, rows_arrays
     from trainer.metrics import lookup
 
     entry = lookup(metric)
     part = entry.items if entry else None  # which record of the evaluation's items holds its evidence
+    if part in ("tasks", "tasks_heldout"):  # babylm_score: every task both evaluations scored
+        return _paired_tasks(part.removeprefix("tasks"), a_items, b_items)
     if part is None or part not in a_items or part not in b_items:
         return None
     x, y = a_items[part], b_items[part]
     if x["fingerprint"] != y["fingerprint"] or x["n"] != y["n"]:
         return None
-    if part.startswith("pairs"):
+    return _paired_record(metric, x, y)
+
+
+def _paired_record(metric: str, x: dict, y: dict) -> Comparison | None:
+    from trainer.eval_items import pairs_correct, ratings_arrays, rows_arrays, task_arrays
+
+    if "p_first" in x:  # a correlation task
+        (a, human), (b, _) = ratings_arrays(x), ratings_arrays(y)
+        return paired_correlation_difference(a, b, human)
+    if "uid_index" in x:  # an accuracy task: per-UID accuracies, weighted
+        (a, groups, weights), (b, _, _) = task_arrays(x), task_arrays(y)
+        return paired_grouped_proportions(a, b, groups, weights)
+    if "correct" in x and "bound" not in x:
         return paired_proportions(pairs_correct(x), pairs_correct(y))
     x, y = rows_arrays(x), rows_arrays(y)
     numerator, denominator = ("bound", "tokens") if metric == "val_nelbo" else ("correct", "masked")
     if not (x[denominator] == y[denominator]).all():
         return None  # other masks: not the same items after all
     return paired_ratio_difference(x[numerator], y[numerator], x[denominator])
+
+
+def _paired_tasks(suffix: str, a_items: dict, b_items: dict) -> Comparison | None:
+    """babylm_score's difference: the mean over the tasks of each task's paired difference; None
+    unless both evaluations scored the same tasks on the same items."""
+    from trainer.metrics import TASKS, task_metric
+
+    names = [t + suffix for t in TASKS]
+    present = [n for n in names if n in a_items]
+    if not present or present != [n for n in names if n in b_items]:
+        return None
+    parts, shared = [], 0
+    for task in (n.removesuffix(suffix) if suffix else n for n in present):
+        x, y = a_items[task + suffix], b_items[task + suffix]
+        if x["fingerprint"] != y["fingerprint"] or x["n"] != y["n"]:
+            return None
+        parts.append(_paired_record(task_metric(task), x, y))
+        shared += x["n"]
+    return mean_of_comparisons(parts, f"{shared} shared items of {len(parts)} tasks")
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:

@@ -30,7 +30,7 @@ def test_every_metric_a_run_reports_with_an_se_is_registered(last_metrics):
 
 def test_every_registered_item_record_is_in_the_evaluation(last_metrics):
     for entry in METRICS:
-        if entry.items:
+        if entry.items and not entry.needs_eval_data:  # the tasks' records: tests/test_zero_shot.py
             assert entry.items in last_metrics["items"], entry.name
         if not entry.family and not entry.needs_eval_data:  # this run has no BabyLM task files
             assert entry.name in last_metrics, entry.name

@@ -197,3 +197,90 @@ def test_paired_verdict_in_words_keeps_the_unpaired_figure():
                          unpaired).words("pairs_acc", "a", "b")
     assert "paired standard error" in words and "paired over 1000 shared pairs, 50 discordant" in words
     assert f"z = {unpaired.z:.2f}" in words and "unpaired" in words
+
+
+def test_paired_grouped_proportions_by_hand():
+    from sweeps.stats import paired_grouped_proportions, paired_proportions
+
+    # UID 0 (weight 0.5): a = 1100, b = 0101, d = (1, 0, 0, -1): mean 0, var 2/4 - 0 = 0.5, / 4.
+    # UID 1 (weight 0.5): a = 11, b = 00, d = (1, 1): mean 1, var 0.
+    # Difference 0.5 * 0 + 0.5 * 1 = 0.5; variance 0.25 * 0.125 + 0 = 0.03125.
+    a = [True, True, False, False, True, True]
+    b = [False, True, False, True, False, False]
+    result = paired_grouped_proportions(a, b, [0, 0, 0, 0, 1, 1], [0.5, 0.5])
+    assert result.difference == pytest.approx(0.5)
+    assert result.se == pytest.approx(math.sqrt(0.03125))
+    assert result.paired_over == "6 shared items, 4 discordant"
+    # One group of weight 1 is the McNemar case exactly.
+    x = [1, 1, 1, 0, 1, 1, 0, 0, 1, 0]
+    y = [0, 0, 0, 1, 1, 1, 0, 0, 1, 0]
+    grouped = paired_grouped_proportions(x, y, [0] * 10, [1.0])
+    plain = paired_proportions([bool(v) for v in x], [bool(v) for v in y])
+    assert (grouped.difference, grouped.se) == pytest.approx((plain.difference, plain.se))
+
+
+def test_paired_grouped_se_matches_the_spread_over_resampled_evaluation_sets():
+    """A task's macro-average over UIDs of unequal size and difficulty: the reported paired SE is
+    the spread of the difference over item sets drawn afresh within each UID (simulated)."""
+    import numpy as np
+
+    from sweeps.stats import paired_grouped_proportions
+
+    rng = np.random.default_rng(2)
+    sizes, weights = [40, 120, 15], [1 / 3, 1 / 3, 1 / 3]
+    population = 50_000
+    pools = []
+    for shift in (0.0, 0.8, -0.5):
+        difficulty = rng.normal(size=population) + shift
+        pools.append(((difficulty + 0.4 * rng.normal(size=population)) < 0.2,
+                      (difficulty + 0.4 * rng.normal(size=population)) < 0.3))
+    differences, reported = [], []
+    for _ in range(400):
+        a, b, groups = [], [], []
+        for g, (size, (a_right, b_right)) in enumerate(zip(sizes, pools)):
+            pick = rng.integers(0, population, size=size)
+            a += a_right[pick].tolist()
+            b += b_right[pick].tolist()
+            groups += [g] * size
+        result = paired_grouped_proportions(a, b, groups, weights)
+        differences.append(result.difference)
+        reported.append(result.se)
+    assert np.std(differences) == pytest.approx(np.mean(reported), rel=0.12)
+
+
+def test_paired_correlation_and_the_suite_mean_from_item_records():
+    import numpy as np
+
+    from sweeps.stats import paired_correlation_difference, paired_grouped_proportions, paired_on_items
+    from trainer.eval_items import ratings_record, task_record
+    from trainer.zero_shot import spearman
+
+    rng = np.random.default_rng(3)
+    human = rng.uniform(size=60)
+    good = human + rng.normal(scale=0.1, size=60)  # close to the people
+    poor = human + rng.normal(scale=0.6, size=60)
+    result = paired_correlation_difference(good, poor, human)
+    assert result.difference == pytest.approx(spearman(good, human) - spearman(poor, human))
+    assert 0 < result.se < 0.3 and result.paired_over == "60 shared rated items, bootstrap"
+    same = paired_correlation_difference(good, good, human)
+    assert same.difference == 0 and same.se == 0
+
+    keys = [f"item{i}" for i in range(60)]
+    uids = ["u1"] * 20 + ["u2"] * 40
+    right_a, right_b = rng.uniform(size=60) < 0.7, rng.uniform(size=60) < 0.5
+    weights = {"u1": 0.5, "u2": 0.5}
+    a_items = {"blimp": task_record(right_a, uids, keys, weights), "wug_adj": ratings_record(good, human, keys)}
+    b_items = {"blimp": task_record(right_b, uids, keys, weights), "wug_adj": ratings_record(poor, human, keys)}
+    blimp = paired_on_items("blimp_acc", a_items, b_items)
+    expected = paired_grouped_proportions(right_a, right_b, [0] * 20 + [1] * 40, [0.5, 0.5])
+    assert (blimp.difference, blimp.se) == pytest.approx((expected.difference, expected.se))
+    wug = paired_on_items("wug_adj_rho", a_items, b_items)
+    assert wug.difference == pytest.approx(result.difference)
+    suite = paired_on_items("babylm_score", a_items, b_items)  # the mean of the two tasks' differences
+    assert suite.difference == pytest.approx((blimp.difference + wug.difference) / 2)
+    assert suite.se == pytest.approx(math.sqrt(blimp.se ** 2 + wug.se ** 2) / 2)
+    assert suite.paired_over == "120 shared items of 2 tasks"
+    # Not the same tasks, or not the same items: no paired verdict.
+    assert paired_on_items("babylm_score", a_items, {"blimp": b_items["blimp"]}) is None
+    other = {**b_items, "blimp": task_record(right_b, uids, [k + "x" for k in keys], weights)}
+    assert paired_on_items("blimp_acc", a_items, other) is None and paired_on_items("babylm_score", a_items, other) is None

@@ -46,6 +46,14 @@ def eval_data(tmp_path):
     write_jsonl(root / "comps" / "comps_wugs_dist-before.jsonl", [
         {"prefix_acceptable": "a robin is a bird.", "prefix_unacceptable": "a dog is a mammal.",
          "property_phrase": "therefore, a robin can fly."}])
+    prompt = "Create a noun out of the following adjective: "
+    write_jsonl(root / "wug_adj_nominalization" / "wug_adj_nominalization.jsonl", [
+        {"sentences": f"{prompt}{w}able. {w}ability\t{prompt}{w}able. {w}ableness", "ratio": r}
+        for w, r in (("blick", 0.8), ("dax", 0.3), ("wug", 0.55), ("fep", 0.1))])
+    write_jsonl(root / "wug_past_tense" / "wug_past_tense.jsonl", [
+        {"sentences": "today i spling . yesterday i splung .\ttoday i spling . yesterday i splinged .", "ratio": 0.4},
+        {"sentences": "today i glit . yesterday i glat .\ttoday i glit . yesterday i glitted .", "ratio": 0.2},
+        {"sentences": "today i mip . yesterday i mope .\ttoday i mip . yesterday i mipped .", "ratio": 0.1}])
     return root
 
 
@@ -65,6 +73,46 @@ def test_loaders_read_the_official_layout(eval_data):
     comps = items["comps"][0]
     assert comps.uid == "wugs_dist_before" and comps.candidates[1].text == "a dog is a mammal. therefore, a robin can fly."
     assert zs.task_folder(eval_data, "comps").name == "comps" and zs.task_folder(eval_data / "nope", "ewok") is None
+
+
+def test_wug_reads_tab_joined_candidates_and_the_human_ratio(eval_data):
+    items = zs.load_task("wug_adj", zs.task_folder(eval_data, "wug_adj"))
+    assert [i.uid for i in items] == ["wug_adj"] * 4 and [i.ratio for i in items] == [0.8, 0.3, 0.55, 0.1]
+    first = items[0].candidates[0]
+    assert first.text.endswith("blickability") and (first.start, first.end) == (0, len(first.text))  # all scored
+    assert items[0].candidates[1].text.endswith("blickableness")
+
+
+def test_spearman_by_hand():
+    # ranks (1, 2, 3, 4) against (2, 1, 4, 3): d^2 sums to 4, rho = 1 - 6*4/(4*15) = 0.6
+    assert zs.spearman([1, 2, 3, 4], [20, 10, 40, 30]) == pytest.approx(0.6)
+    assert zs.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    # ties share their average rank: x ranks (1, 2.5, 2.5, 4) against (1, 2, 3, 4): Pearson of those
+    rx, ry = [-1.5, 0.0, 0.0, 1.5], [-1.5, -0.5, 0.5, 1.5]
+    expected = sum(a * b for a, b in zip(rx, ry)) / math.sqrt(sum(a * a for a in rx) * sum(b * b for b in ry))
+    assert zs.spearman([1, 5, 5, 9], [1, 2, 3, 4]) == pytest.approx(expected)
+    assert list(zs.average_ranks([3.0, 1.0, 3.0, 2.0])) == [3.5, 1.0, 3.5, 2.0]
+    assert math.isnan(zs.spearman([1, math.nan, 3], [1, 2, 3]))  # NaN propagates, as scipy's default
+    assert math.isnan(zs.spearman([1, 1, 1], [1, 2, 3]))  # constant: no correlation defined
+
+
+def test_wug_score_is_rho_of_the_softmaxed_first_candidate():
+    items = [zs.Item("wug_adj", "wug_adj", (), key=str(k), ratio=r) for k, r in enumerate((0.9, 0.2, 0.5, 0.7))]
+    scores = [[-10.0, -12.0], [-9.0, -8.0], [-20.0, -20.0], [-5.0, -5.5]]
+    result = zs.ratings_scores(items, scores)
+    # p0 = 1 / (1 + exp(s1 - s0)): 0.881, 0.269, 0.5, 0.622: the same order as the ratios
+    assert result["p_first"] == pytest.approx([1 / (1 + math.exp(-2)), 1 / (1 + math.exp(1)), 0.5,
+                                               1 / (1 + math.exp(-0.5))])
+    assert result["score"] == pytest.approx(1.0) and result["n"] == 4
+    assert zs.first_probability([0.0, 0.0, 0.0]) == pytest.approx(1 / 3)
+    # The bootstrap SE of a noisy correlation is near Fisher's for Spearman, (1 - rho^2) sqrt(1.06 / (n - 3))
+    rng = __import__("numpy").random.default_rng(1)
+    human = rng.uniform(size=200)
+    noisy = [zs.Item("wug_adj", "wug_adj", (), key=str(k), ratio=float(h)) for k, h in enumerate(human)]
+    model = [[float(h + rng.normal(scale=0.3)), 0.0] for h in human]
+    result = zs.ratings_scores(noisy, model)
+    assert 0.5 < result["score"] < 0.9
+    assert result["se"] == pytest.approx((1 - result["score"] ** 2) * math.sqrt(1.06 / 197), rel=0.3)
 
 
 def test_a_malformed_line_is_one_line_naming_file_and_line(tmp_path):
@@ -143,19 +191,27 @@ def test_a_run_scores_the_suite_and_its_mean(prepared, eval_data, tmp_path):  # 
     from test_loop import small_config
 
     from trainer.loop import train_loop
-    from trainer.metrics import lookup
+    from trainer.metrics import METRICS, lookup, task_metric
 
     data, _ = prepared
     config = small_config(max_steps=2, eval_every=2, checkpoint_every=2, eval_data=str(eval_data),
                           pairs_heldout_fraction=0.0)
     last = train_loop(config, data.root, tmp_path, show_progress=False)
-    tasks = [t for t in zs.LOADERS if f"{t}_acc" in last]
-    assert sorted(tasks) == sorted(zs.LOADERS)  # every task the folder has
-    assert last["babylm_score"] == pytest.approx(sum(last[f"{t}_acc"] for t in tasks) / len(tasks))
-    assert last["babylm_score_se"] == pytest.approx(math.sqrt(sum(last[f"{t}_acc_se"] ** 2 for t in tasks)) / len(tasks))
+    names = {t: task_metric(t) for t in zs.LOADERS if task_metric(t) in last}
+    assert sorted(names) == sorted(zs.LOADERS)  # every task the folder has
+    assert names["wug_adj"] == "wug_adj_rho" and -1 <= last["wug_adj_rho"] <= 1
+    assert last["babylm_score"] == pytest.approx(sum(last[n] for n in names.values()) / len(names))
+    assert last["babylm_score_se"] == pytest.approx(math.sqrt(sum(last[f"{n}_se"] ** 2 for n in names.values()))
+                                                    / len(names))
     assert last["entity_tracking_scored"] == 3 and "babylm_score_heldout" not in last  # nothing held out
-    for name in ("babylm_score", *(f"{t}_acc" for t in tasks)):
+    for name in ("babylm_score", *names.values()):
         assert lookup(name) is not None and lookup(name).needs_eval_data
+    # Each task's per-item record is in the evaluation: the paired comparisons read them.
+    items = last["items"]
+    assert items["wug_adj"]["n"] == 4 and items["blimp"]["n"] == 1
+    for entry in METRICS:
+        if entry.needs_eval_data and not entry.name.endswith("_heldout") and entry.items != "tasks":
+            assert entry.items in items, entry.name
 
 
 def test_the_sweep_selects_on_the_suite_only_with_task_files(eval_data, tmp_path, capsys):

@@ -192,7 +192,8 @@ class TrainConfig(BaseModel):
     # A folder laid out like the BabyLM pipeline's evaluation_data/full_eval (or fast_eval): every
     # zero-shot task found there (trainer/zero_shot.py) is scored at every evaluation, on its
     # tuning items (held out within each UID by a hash, pairs_heldout_fraction of them), as
-    # <task>_acc and their mean babylm_score; the held-out items at the last evaluation.
+    # <task>_acc (wug: <task>_rho) and their mean babylm_score; the held-out items at the last
+    # evaluation.
     eval_data: str | None = None
     # Tuning (and held-out) items scored per UID of each task at each evaluation; None = all.
     eval_items_per_uid: int | None = Field(default=50, ge=1)

@@ -331,8 +331,10 @@ def evaluate_run(model: torch.nn.Module, config: TrainConfig, sets: EvaluationSe
     if sets.suite is not None:
         from trainer.zero_shot import suite_metrics
 
-        metrics.update(suite_metrics(model, sets.suite, sets.tokenizer, final=final, bos_id=BOS_ID,
-                                     max_length=config.seq_length, **scoring))
+        suite_scores, suite_items = suite_metrics(model, sets.suite, sets.tokenizer, final=final, bos_id=BOS_ID,
+                                                  max_length=config.seq_length, **scoring)
+        metrics.update(suite_scores)
+        items.update(suite_items)
     metrics["eval_s"] = time.perf_counter() - start
     return metrics, items
 

@@ -63,21 +63,43 @@ METRICS: tuple[Metric, ...] = (
            "objective: not comparable across schedules or p)", has_se=False),
 )
 
-# BabyLM's zero-shot tasks (trainer/zero_shot.py), each on its tuning items, its held-out items
-# (the run's last evaluation), and their equal-weight mean. Chance: two candidates, except entity
-# tracking (its items have as many options as the file gives, five in the official data).
+# BabyLM's zero-shot tasks (trainer/zero_shot.py): each task's measure (an accuracy, or for wug a
+# Spearman correlation with human ratings) and its chance level. A task is reported on its tuning
+# items (`<task>_<measure>`), on its held-out items at the run's last evaluation (`..._heldout`),
+# and in the equal-weight mean of the tasks present (`babylm_score`). Chance: two candidates,
+# except entity tracking (as many options as the file gives, five in the official data); for a
+# correlation, no relation (0). Adding a task: its loader in trainer/zero_shot.py and a line here.
+TASKS: dict[str, tuple[str, float | None]] = {
+    "blimp": ("acc", 0.5),
+    "blimp_supplement": ("acc", 0.5),
+    "ewok": ("acc", 0.5),
+    "entity_tracking": ("acc", None),
+    "comps": ("acc", 0.5),
+    "wug_adj": ("rho", 0.0),
+    "wug_past": ("rho", 0.0),
+}
+_MEASURE_WORDS = {"acc": "the mean of its per-UID accuracies",
+                  "rho": "the Spearman correlation of the first candidate's softmaxed score with the human ratio"}
+
+
+def task_metric(task: str) -> str:
+    """The metric a task reports on its tuning items (`blimp_acc`, `wug_adj_rho`)."""
+    return f"{task}_{TASKS[task][0]}"
+
+
 _HELD_OUT = "the held-out items are reported, never selected on (that would tune on the evaluation set)"
-_TASK_CHANCE = {"blimp": 0.5, "blimp_supplement": 0.5, "ewok": 0.5, "entity_tracking": None, "comps": 0.5}
 METRICS += tuple(
-    Metric(f"{task}_acc{suffix}", "max", f"BabyLM's {task} as the official mlm backend scores it (mean of per-UID "
-           f"accuracies) on its {part} items", selectable=not suffix, why_not=_HELD_OUT if suffix else "",
-           chance=chance, needs_eval_data=True, columns=False)
-    for task, chance in _TASK_CHANCE.items() for suffix, part in (("", "tuning"), ("_heldout", "held-out"))
+    Metric(f"{task_metric(task)}{suffix}", "max", f"BabyLM's {task} as the official mlm backend scores it "
+           f"({_MEASURE_WORDS[measure]}) on its {part} items", selectable=not suffix,
+           why_not=_HELD_OUT if suffix else "", chance=chance, items=task + suffix, needs_eval_data=True,
+           columns=False)
+    for task, (measure, chance) in TASKS.items() for suffix, part in (("", "tuning"), ("_heldout", "held-out"))
 ) + (
-    Metric("babylm_score", "max", "the equal-weight mean of the BabyLM tasks present (tuning items)",
+    Metric("babylm_score", "max", "the equal-weight mean of the BabyLM tasks present (tuning items; a "
+           "correlation counts as it is, beside accuracies as proportions)", items="tasks",
            needs_eval_data=True, columns=False),
     Metric("babylm_score_heldout", "max", "the equal-weight mean of the BabyLM tasks present (held-out items)",
-           selectable=False, why_not=_HELD_OUT, needs_eval_data=True, columns=False),
+           selectable=False, why_not=_HELD_OUT, items="tasks_heldout", needs_eval_data=True, columns=False),
 )
 
 BY_NAME = {m.name: m for m in METRICS}

@@ -21,8 +21,13 @@ sentence_zero_shot/`: read_files.py, dataset.py, compute_results.py, run.py):
   that our decisions agree item by item; `decide(..., ties="strict")` gives the stricter rule
   (a tie is not a win) that our minimal-pair accuracy uses;
 - task score: the unweighted mean over UIDs of per-UID accuracy; entity tracking: the mean over
-  its splits (regular, ambiref, move_contents) of each split's mean over its numops UIDs.
-The wug nominalization task (a Spearman correlation, not an accuracy) is not implemented here.
+  its splits (regular, ambiref, move_contents) of each split's mean over its numops UIDs;
+- wug (adjective nominalization, past tense): no accuracy. Each item's candidates are scored
+  whole, softmaxed over their summed log-probabilities, and the first candidate's probability is
+  correlated (Spearman, ties at their average rank, a NaN making it NaN as scipy's default does)
+  with the human ratio over all the file's items (compute_results.py, after its 2025-08-10 fix
+  that pools every batch). Its SE is a bootstrap over items (the correlation has no closed form).
+Which measure a task reports, and its chance level, is trainer/metrics.py's TASKS.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class Item:
     uid: str  # the group the task's score averages over
     candidates: tuple[Candidate, ...]  # the first is the correct one
     key: str  # what the tuning / held-out split hashes (the item's own text)
+    ratio: float | None = None  # wug: the share of people who chose the first candidate
 
 
 def scored_token_positions(offsets: Sequence[tuple[int, int]], start: int) -> list[int]:
@@ -141,6 +147,69 @@ def uid_weights(task: str, uids: Sequence[str]) -> dict[str, float]:
     return {u: 1 / len(splits) / len(members) for members in splits.values() for u in members}
 
 
+def average_ranks(values) -> "np.ndarray":
+    """1-based ranks, tied values sharing their average rank (scipy.stats.rankdata's default)."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    first = np.r_[True, ordered[1:] != ordered[:-1]]
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:], len(values)]
+    ranks = np.empty(len(values))
+    ranks[order] = ((starts + ends + 1) / 2)[np.cumsum(first) - 1]
+    return ranks
+
+
+def spearman(x, y) -> float:
+    """Spearman's rho: Pearson's correlation of the average ranks; NaN when an input holds a NaN
+    or is constant (as scipy.stats.spearmanr returns by default)."""
+    import numpy as np
+
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) < 2 or np.isnan(x).any() or np.isnan(y).any():
+        return math.nan
+    rx, ry = average_ranks(x) - (len(x) + 1) / 2, average_ranks(y) - (len(y) + 1) / 2
+    norm = math.sqrt(float(rx @ rx) * float(ry @ ry))
+    return float(rx @ ry) / norm if norm > 0 else math.nan
+
+
+def first_probability(scores: Sequence[float]) -> float:
+    """The softmax over a candidate's summed log-probabilities, at the first candidate."""
+    top = max(scores)
+    if not math.isfinite(top):
+        return math.nan
+    return math.exp(scores[0] - top) / sum(math.exp(s - top) for s in scores)
+
+
+BOOTSTRAP_RESAMPLES = 1000
+
+
+def bootstrap_indices(n: int, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0):
+    """`resamples` draws of n item indices with replacement, the same for a given n and seed (so
+    two runs' correlations are resampled alike, and a paired comparison pairs them)."""
+    import numpy as np
+
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def ratings_scores(items: Sequence[Item], scores: Sequence[Sequence[float]]) -> dict:
+    """A wug task's score: Spearman's rho of each item's first-candidate probability against its
+    human ratio, pooled over all items, with a bootstrap SE over items."""
+    import numpy as np
+
+    p_first = [first_probability(s) for s in scores]
+    ratio = [item.ratio for item in items]
+    rho = spearman(p_first, ratio)
+    se = math.nan
+    if len(items) >= 3 and math.isfinite(rho):
+        x, y = np.asarray(p_first), np.asarray(ratio)
+        draws = [spearman(x[i], y[i]) for i in bootstrap_indices(len(items))]
+        se = float(np.nanstd(draws, ddof=1))
+    return {"score": rho, "se": se, "n": len(items), "p_first": p_first, "ratio": ratio}
+
+
 # --- the official files --------------------------------------------------------------------------
 
 
@@ -187,6 +256,16 @@ def _entity_tracking(path: Path, number: int, row: dict, task: str) -> Item:
                 key=f"{prefix}\t{options[0]}")
 
 
+def _wug(path: Path, number: int, row: dict, task: str) -> Item:
+    sentences, ratio = _fields(path, number, row, "sentences", "ratio")
+    candidates = sentences.split("\t") if isinstance(sentences, str) else []
+    if len(candidates) < 2 or isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+        raise TaskDataError(f"{path}:{number}: sentences must be tab-separated candidates (at least two) "
+                            "and ratio a number")
+    # The UID is the task's name (read_files.py); every candidate is scored whole, prompt included.
+    return Item(task, task, tuple(Candidate.whole(c) for c in candidates), key=sentences, ratio=float(ratio))
+
+
 COMPS_UIDS = {"comps_base": "base", "comps_wugs": "wugs", "comps_wugs_dist-before": "wugs_dist_before"}
 
 
@@ -205,6 +284,8 @@ LOADERS: dict[str, tuple[tuple[str, ...], Callable[[Path, int, dict, str], Item]
     "ewok": (("ewok_filtered", "ewok_fast"), _ewok),
     "entity_tracking": (("entity_tracking", "entity_tracking_fast"), _entity_tracking),
     "comps": (("comps",), _comps),
+    "wug_adj": (("wug_adj_nominalization",), _wug),
+    "wug_past": (("wug_past_tense",), _wug),
 }
 
 
@@ -296,23 +377,44 @@ def load_suite(eval_data: str | Path, heldout_fraction: float, items_per_uid: in
     return Suite(tuning, heldout, tuple(skipped))
 
 
-def suite_metrics(model, suite: Suite, tokenizer, *, final: bool, bos_id: int, max_length: int, **pll_kwargs) -> dict:
-    """`<task>_acc` and its SE for every task present (its tuning items), `babylm_score` (their
-    equal-weight mean, as the leaderboard averages its tasks; SE from theirs); at the run's last
-    evaluation the same on the held-out items (`<task>_acc_heldout`, `babylm_score_heldout`)."""
-    metrics = {}
+def task_result(task: str, items: Sequence[Item], decisions: Sequence[bool], scores) -> tuple[dict, dict]:
+    """A task's score (`score`, `se`, `n`) and its per-item record (trainer/eval_items.py)."""
+    from trainer.eval_items import ratings_record, task_record
+    from trainer.metrics import TASKS
+
+    keys = [item.key for item in items]
+    if TASKS[task][0] == "rho":
+        result = ratings_scores(items, scores)
+        return result, ratings_record(result["p_first"], result["ratio"], keys)
+    result = task_scores(task, items, decisions)
+    return result, task_record(decisions, [item.uid for item in items], keys,
+                               uid_weights(task, sorted({item.uid for item in items})))
+
+
+def suite_metrics(model, suite: Suite, tokenizer, *, final: bool, bos_id: int, max_length: int,
+                  **pll_kwargs) -> tuple[dict, dict]:
+    """Each task present scored on its tuning items (`blimp_acc`, `wug_adj_rho`, ... with `_se`;
+    trainer/metrics.py names them), `babylm_score` (their equal-weight mean, as the leaderboard
+    averages its tasks; SE from theirs, the tasks' items being independent); at the run's last
+    evaluation the same on the held-out items (`..._heldout`). Also the per-item records, one per
+    task and part, for paired comparisons."""
+    from trainer.metrics import task_metric
+
+    metrics, records = {}, {}
     parts = [("", suite.tuning)] + ([("_heldout", suite.heldout)] if final else [])
     for suffix, tasks in parts:
         scores = []
         for task, items in tasks.items():
             if not items:
                 continue
-            decisions, _ = score_items(model, items, tokenizer, bos_id=bos_id, max_length=max_length, **pll_kwargs)
-            result = task_scores(task, items, decisions)
-            metrics[f"{task}_acc{suffix}"], metrics[f"{task}_acc{suffix}_se"] = result["score"], result["se"]
+            decisions, candidate_scores = score_items(model, items, tokenizer, bos_id=bos_id, max_length=max_length,
+                                                      **pll_kwargs)
+            result, records[f"{task}{suffix}"] = task_result(task, items, decisions, candidate_scores)
+            name = f"{task_metric(task)}{suffix}"
+            metrics[name], metrics[f"{name}_se"] = result["score"], result["se"]
             metrics[f"{task}_scored{suffix}"] = result["n"]
             scores.append(result)
         if scores:
             metrics[f"babylm_score{suffix}"] = sum(r["score"] for r in scores) / len(scores)
             metrics[f"babylm_score{suffix}_se"] = math.sqrt(sum(r["se"] ** 2 for r in scores)) / len(scores)
-    return metrics
+    return metrics, records
