@@ -51,11 +51,11 @@ from sweeps.spec import (
     default_optuna_storage,
     package_versions,
 )
-from trainer.budget import parse_word_count, resolve_max_steps
+from trainer.budget import parse_word_count
 from trainer.cli import ArgumentParser
 from trainer.config import TrainConfig, apply_overrides, parse_overrides
-from trainer.data.validation import validation_rows
 from trainer.errors import UserError
+from trainer.plan import CHECKPOINT_BYTES_PER_PARAMETER, resolve_step_budget
 
 # A grid larger than this is almost always a slip (`--search grid --space full` is 630,600 trials).
 MAX_GRID_TRIALS = 1000
@@ -101,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", help="BabyLM-style corpus folder (default: built-in corpus)")
     p.add_argument("--pairs", help="BLiMP-style JSONL folder (default: built-in pairs with the built-in corpus)")
     p.add_argument("--eval-data", help="BabyLM task files laid out like the pipeline's evaluation_data/full_eval (or "
-                   "fast_eval): every task found is scored at every evaluation (<task>_acc and their mean, babylm_score, "
-                   "which --metric can select on)")
+                   "fast_eval): every task found is scored at every evaluation (<task>_acc, wug_adj_rho, wug_past_rho and "
+                   "their mean, babylm_score, which --metric can select on)")
     p.add_argument("--metric", help="metric to optimise (pairs_acc when pairs exist, else val_nelbo); "
                    "several as name:mode pairs, e.g. pairs_acc:max,val_nelbo:min, run a multi-objective search")
     p.add_argument("--mode", choices=["min", "max"], help="default: max for accuracies, min otherwise")
@@ -235,19 +235,6 @@ def interim_validation(config: TrainConfig, objectives, overrides: list[str],
     return apply_values(config, {"interim_val_subsample": 1 if selects_on_validation else INTERIM_VAL_SUBSAMPLE})
 
 
-def resolve_step_budget(config: TrainConfig, row_words, evals_per_trial: int) -> TrainConfig:
-    """With a word budget, fix max_steps (and the evaluation points) to the exact step count it
-    means on this data, so the early-stopping scheduler and the ranking see real steps.
-    Raises BudgetError for a budget over max_epochs."""
-    steps = resolve_max_steps(config, row_words)
-    if config.max_words is None:
-        return config
-    every = max(1, steps // max(1, evals_per_trial))
-    data = config.as_dict()
-    data.update(max_steps=steps, eval_every=every, checkpoint_every=every)
-    return TrainConfig.parse(data)
-
-
 def validate_args(args) -> None:
     for flag, value, minimum in (
         ("--num-samples", args.num_samples, 1),
@@ -356,6 +343,7 @@ def dry_run_checks(args, space: SearchSpace, config: TrainConfig, resources: Res
     from sweeps.tuning import check_resources
     from trainer.data.pairs import load_pairs
     from trainer.data.sources import find_prepared
+    from trainer.plan import parameter_count
 
     lines = []
     if config.pairs:
@@ -382,7 +370,9 @@ def dry_run_checks(args, space: SearchSpace, config: TrainConfig, resources: Res
     if args.search == "grid" and not space.study and trials > args.num_samples:
         lines.append(f"note: grid search runs every one of the space's {trials} grid points, more than "
                      f"--num-samples {args.num_samples} (which grid search ignores)")
-    per_trial = checkpoint_bytes(config, prepared.vocab_size if prepared else config.vocab_size)
+    # A checkpoint's size as the run plan projects it (trainer/plan.py): the dry run prepares no data, so no plan.
+    parameters = parameter_count(config, prepared.vocab_size if prepared else config.vocab_size)
+    per_trial = CHECKPOINT_BYTES_PER_PARAMETER * parameters
     confirm = args.confirm * (args.seeds or 3)
     lines.append(f"storage: {root} ({'remote: not contacted by --dry-run' if storage.is_uri(root) else 'writable: a probe file was created and removed'}); "
                  f"about {per_trial / 1e6:,.0f} MB per trial (its one checkpoint), "
@@ -421,17 +411,6 @@ def planned_cluster_resources() -> dict:
     return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
 
 
-def checkpoint_bytes(config: TrainConfig, vocab_size: int) -> int:
-    """One training state on disk: weights, EMA weights and the optimizer's two moments, float32."""
-    import torch
-
-    from trainer.model import build_model, count_parameters
-
-    with torch.device("meta"):  # shapes only, no memory
-        parameters = count_parameters(build_model(config.model, vocab_size))
-    return 4 * 4 * parameters
-
-
 def experiment_location(args) -> tuple[str, str]:
     root = storage.normalise(args.storage)
     name = args.name
@@ -455,18 +434,13 @@ def latest_sweep(root: str) -> str | None:
 
 def build_spec(args, argv, root: str, name: str, space: SearchSpace, config: TrainConfig,
                objectives, resources: Resources) -> SweepSpec:
-    """Prepare the data (once, for every trial) and write down everything the sweep is."""
+    """Prepare the data (once, for every trial) and write down everything the sweep is: its base
+    config's run plan is the spec's base config and data."""
     from sweeps.warm_start import warm_start
-    from trainer.data.pairs import load_pairs, split_description, split_pairs
-    from trainer.data.sources import resolve_data
+    from trainer.plan import plan_run
 
-    run_data = resolve_data(config, args.cache_dir)
-    config = resolve_step_budget(config, run_data.prepared.row_words(), args.evals_per_trial)
-    pairs_dir = str(run_data.pairs_dir) if run_data.pairs_dir else None
-    pairs_split = None
-    if pairs_dir:
-        pairs_split = split_description(*split_pairs(load_pairs(pairs_dir), config.pairs_heldout_fraction),
-                                        config.pairs_heldout_fraction)
+    plan = plan_run(config, args.cache_dir, evals_per_trial=args.evals_per_trial)
+    config = plan.config
     command = [Path(sys.argv[0]).name if sys.argv else "run.py", *(argv if argv is not None else sys.argv[1:])]
     if space.study and args.seeds:
         space = dataclasses.replace(space, study={**space.study, "seeds": args.seeds})
@@ -474,7 +448,7 @@ def build_spec(args, argv, root: str, name: str, space: SearchSpace, config: Tra
     warm = None
     if args.warm_start:
         warm = warm_start(storage.normalise(args.warm_start), space, config, objectives,
-                          run_data.prepared.content_hash, args.search_optional)
+                          plan.data_hash, args.search_optional)
         print(warm.summary(), flush=True)
     return SweepSpec(
         name=name,
@@ -490,15 +464,7 @@ def build_spec(args, argv, root: str, name: str, space: SearchSpace, config: Tra
                               baseline=baseline, baseline_note=baseline_note, warm_start=warm),
         objectives=objectives,
         base_config=config,
-        data=DataRef(
-            data_root=str(run_data.data_root),
-            data_hash=run_data.prepared.content_hash,
-            pairs_dir=pairs_dir,
-            pairs_split=pairs_split,
-            # Which validation rows every trial scores (one fixed sample over every *.dev file).
-            validation=validation_rows(run_data.prepared.source_rows("val"), config.val_rows,
-                                       num_rates=config.val_mask_rates)[1],
-        ),
+        data=DataRef.of(plan),
         resources=resources,
         wandb=WandbSettings(mode=args.wandb_mode or default_wandb_mode(), project=args.wandb_project,
                             entity=args.wandb_entity, dir=None if storage.is_uri(root) else storage.join(root, name)),

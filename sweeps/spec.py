@@ -8,8 +8,9 @@ never a dict of settings or an argparse namespace. It holds:
   JSON and is re-validated when read back), the search and scheduler settings, and the
   objectives (one list: the first is what a single-objective sweep ranks by);
 - the base `TrainConfig` every trial starts from;
-- the data reference (prepared data folder and its content hash, pairs folder, the
-  tuning/held-out pair split and the validation sample every trial scores);
+- the data reference: the base config's run plan less the config (trainer/plan.py: prepared
+  data folder, content hash and vocabulary, pairs folder, the tuning/held-out pair split, the
+  validation sample and the task files every trial scores, the step budget, the parameters);
 - the resources of a trial, W&B settings, and provenance (code version, package
   versions, the exact command).
 
@@ -30,6 +31,7 @@ from search_spaces import SearchSpace, parse_space
 from sweeps import storage
 from trainer.config import TrainConfig
 from trainer.errors import UserError
+from trainer.plan import RunPlan
 
 SWEEP_FILE = "sweep.json"
 FINISHED_FILE = "finished.json"  # written once the sweep, its export (and confirmation) ended: --resume has nothing to do
@@ -116,11 +118,23 @@ class SearchSettings(_Frozen):
 
 
 class DataRef(_Frozen):
+    """The sweep's run plan (trainer/plan.py) less its config, which is `base_config`: the data
+    every trial trains and scores on. The fields after `validation` are None in a sweep.json
+    written before run plans (still read: `SweepSpec.plan` then lacks them)."""
+
     data_root: str
     data_hash: str
     pairs_dir: str | None = None
     pairs_split: dict[str, Any] | None = None
     validation: dict[str, Any] | None = None
+    vocab_size: int | None = None
+    eval_suite: dict[str, Any] | None = None
+    total_steps: int | None = None
+    parameters: int | None = None
+
+    @classmethod
+    def of(cls, plan: RunPlan) -> "DataRef":
+        return cls(**{k: v for k, v in plan.to_dict().items() if k != "config"})
 
 
 class Resources(_Frozen):
@@ -225,6 +239,11 @@ class SweepSpec(_Frozen):
         if not self.space.study:
             return []
         return [self.search.seed + i for i in range(self.space.study["seeds"])]
+
+    @property
+    def plan(self) -> RunPlan:
+        """The base config's run plan; a trial's is `spec.plan.with_config(its config)`."""
+        return RunPlan.from_dict({**self.data.model_dump(), "config": self.base_config.as_dict()})
 
     @property
     def train_storage(self) -> str:

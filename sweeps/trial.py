@@ -72,12 +72,10 @@ def run_trial(tune_config: dict, *, spec: SweepSpec) -> None:
     import ray
     from ray import tune
 
-    config = trial_config(tune_config, spec)
+    plan = spec.plan.with_config(trial_config(tune_config, spec))
     context = tune.get_context()
     loop_config = {
-        "config": config.as_dict(),
-        "data_root": spec.data.data_root,
-        "pairs_dir": spec.data.pairs_dir,
+        **plan.loop_config(),
         "out_dir": str(Path(context.get_trial_dir()) / "train"),
         "resume_from": None,
         "cpus_per_worker": spec.resources.cpus_per_worker,

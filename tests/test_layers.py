@@ -68,6 +68,13 @@ def test_trainer_and_spaces_never_import_sweeps():
             assert not any(n.startswith("sweeps") for n in project_imports(path)), path
 
 
+def test_sweeps_never_import_the_model():
+    """The sweep reaches the trainer through the config, the run plan and the loop's entry: a
+    parameter count or a checkpoint's size comes from the plan (trainer/plan.py), not the model."""
+    for path in (ROOT / "sweeps").glob("*.py"):
+        assert not any(n == "trainer.model" or n.startswith("trainer.model.") for n in project_imports(path)), path
+
+
 def test_the_entry_point_imports_cleanly():
     result = subprocess.run([sys.executable, "-c", "import sweeps.run"], cwd=ROOT, capture_output=True, text=True,
                             timeout=120)

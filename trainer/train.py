@@ -20,11 +20,12 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from trainer.cli import ArgumentParser
-from trainer.budget import parse_checkpoint_words, parse_word_count, resolve_max_steps
+from trainer.budget import parse_checkpoint_words, parse_word_count
 from trainer.config import ConfigError, TrainConfig, apply_overrides, parse_overrides
-from trainer.data.sources import default_cache_dir, resolve_data
+from trainer.data.sources import default_cache_dir
 from trainer.errors import UserError
 from trainer.checkpoint import check_resume_compatible
+from trainer.plan import plan_run
 
 class ClusterError(UserError):
     """The Ray cluster cannot run what was asked (unreachable, missing resources); one line."""
@@ -224,7 +225,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--corpus", help="folder of *.train/*.dev or *.txt files (default: built-in corpus)")
     parser.add_argument("--pairs", help="folder of BLiMP-style *.jsonl minimal pairs")
     parser.add_argument("--eval-data", help="BabyLM task files laid out like the pipeline's evaluation_data/full_eval "
-                        "(or fast_eval): each task found is scored at every evaluation (<task>_acc, babylm_score)")
+                        "(or fast_eval): each task found is scored at every evaluation (<task>_acc, wug_adj_rho, wug_past_rho, "
+                        "babylm_score)")
     parser.add_argument("--max-steps", type=int, help="optimizer steps")
     parser.add_argument("--max-words", help="budget in words of training text seen, e.g. 10M (replaces --max-steps)")
     parser.add_argument("--checkpoint-words", help="'babylm' (every 1M to 10M, 10M to 100M, 100M to 1B) or a list "
@@ -257,25 +259,19 @@ def main(argv: list[str] | None = None) -> int:
         distributed = args.workers > 1 or args.gpus_per_worker > 0
         if distributed and os.environ.get("RAY_ADDRESS"):
             check_reachable(os.environ["RAY_ADDRESS"])
-        run_data = resolve_data(config, args.cache_dir, show_progress=not args.no_progress)
-        total_steps = resolve_max_steps(config, run_data.prepared.row_words())  # refuses over-long budgets
+        plan = plan_run(config, args.cache_dir, show_progress=not args.no_progress)  # refuses over-long budgets
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
     out_dir = Path(args.out).resolve()
-    from trainer.model import build_model, count_parameters
-
-    n_params = count_parameters(build_model(config.model, run_data.prepared.vocab_size))
     print(
-        f"model: preset {config.preset}, {n_params:,} parameters, vocab {run_data.prepared.vocab_size}; "
-        f"data: {run_data.prepared.root}; budget: {total_steps} steps",
+        f"model: preset {plan.config.preset}, {plan.parameters:,} parameters, vocab {plan.vocab_size}; "
+        f"data: {plan.data_root}; budget: {plan.total_steps} steps",
         file=sys.stderr,
     )
     loop_config = {
-        "config": config.as_dict(),
-        "data_root": str(run_data.data_root),
-        "pairs_dir": str(run_data.pairs_dir) if run_data.pairs_dir else None,
+        **plan.loop_config(),
         "out_dir": str(out_dir),
         "resume_from": str(Path(args.resume).resolve()) if args.resume else None,
         "cpus_per_worker": args.cpus_per_worker,
@@ -293,10 +289,8 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             metrics = train_loop(
-                config,
-                run_data.data_root,
-                out_dir,
-                pairs_dir=run_data.pairs_dir,
+                **plan.loop_arguments(),
+                out_dir=out_dir,
                 resume_from=args.resume,
                 show_progress=not args.no_progress,
             )
