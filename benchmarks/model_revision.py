@@ -38,7 +38,7 @@ from trainer.data.prepare import open_prepared  # noqa: E402
 from trainer.data.tokenizer import BOS_ID, MASK_ID, NUM_SPECIAL_TOKENS, PAD_ID, load_tokenizer  # noqa: E402
 from trainer.evaluate import pseudo_log_likelihoods, validation_metrics  # noqa: E402
 from trainer.masking import apply_mask, maskable_positions, masked_fraction, masking_probabilities, token_weights  # noqa: E402
-from trainer.objective import masked_logits, weighted_nelbo  # noqa: E402
+from trainer.objective import MaskedBatch, masked_logits, weighted_nelbo  # noqa: E402
 from trainer.schedules import ScheduleParams, sample_schedule  # noqa: E402
 
 
@@ -100,8 +100,9 @@ def main(argv=None) -> int:
         maskable = maskable_positions(batch, NUM_SPECIAL_TOKENS)
         noisy, masked = apply_mask(batch, masking_probabilities(batch, rates, maskable, weights, 0.5), MASK_ID, generator)
         torch.manual_seed(0)  # the same dropout masks for both
-        logits = masked_logits(model, noisy, batch != PAD_ID, masked, masked_fraction(masked, maskable), NUM_SPECIAL_TOKENS)
-        loss, _ = weighted_nelbo(logits, batch, masked, loss_weights, (batch != PAD_ID).sum())
+        prepared = MaskedBatch.build(batch, noisy, masked, loss_weights, masked_fraction(masked, maskable), PAD_ID)
+        logits = masked_logits(model, prepared, NUM_SPECIAL_TOKENS)
+        loss, _ = weighted_nelbo(logits, prepared)
         loss.backward()
         model.zero_grad(set_to_none=True)
         return float(loss.detach())

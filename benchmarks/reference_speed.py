@@ -82,7 +82,7 @@ from trainer.config import PRESETS, ModelConfig, TrainConfig  # noqa: E402
 from trainer.data.tokenizer import MASK_ID, NUM_SPECIAL_TOKENS, PAD_ID  # noqa: E402
 from trainer.loop import autocast_factory  # noqa: E402
 from trainer.model import build_model  # noqa: E402
-from trainer.objective import masked_logits, weighted_nelbo  # noqa: E402
+from trainer.objective import MaskedBatch, masked_logits, weighted_nelbo  # noqa: E402
 from trainer.optim import build_optimizer  # noqa: E402
 from trainer.precision import resolve_precision  # noqa: E402
 
@@ -200,9 +200,11 @@ class Ours:
         self.optimizer_name = type(self.optimizer).__name__
 
     def step(self, b: dict) -> float:
+        # The masks' host-side bookkeeping is part of our step (train_step builds it per micro-batch).
+        batch = MaskedBatch.build(b["ids"], b["noisy"], b["masked"], b["weights"], b["fraction"], PAD_ID)
         with self.autocast():
-            logits = masked_logits(self.model, b["noisy"], b["attention"], b["masked"], b["fraction"], NUM_SPECIAL_TOKENS)
-        loss, _ = weighted_nelbo(logits, b["ids"], b["masked"], b["weights"], b["attention"].sum())
+            logits = masked_logits(self.model, batch, NUM_SPECIAL_TOKENS)
+        loss, _ = weighted_nelbo(logits, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), GRAD_CLIP)
         self.optimizer.step()

@@ -79,6 +79,7 @@ def run_trial(tune_config: dict, *, spec: SweepSpec) -> None:
         "out_dir": str(Path(context.get_trial_dir()) / "train"),
         "resume_from": None,
         "cpus_per_worker": spec.resources.cpus_per_worker,
+        "gpus_per_worker": spec.resources.gpus_per_worker,
         # Reported as NaN when the run diverges: the objectives and what early stopping decides on
         # (Tune refuses a result without the metric its scheduler expects).
         "objectives": tuple(dict.fromkeys((*spec.objective_names, spec.decision.metric))),

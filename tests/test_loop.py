@@ -1,6 +1,7 @@
 """The training loop end to end on a small corpus: metrics, learning, exact resume."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -164,6 +165,37 @@ def test_compile_on_keeps_checkpoints_eager(prepared, tmp_path, monkeypatch):
     last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["step"] == 4 and last["compiled"] is False
     torch._dynamo.reset()
+
+
+def test_a_failing_compilation_falls_back_to_eager_with_one_line(prepared, tmp_path, monkeypatch, capsys):  # noqa: F811
+    """A compiler that fails (here a backend that raises, as a missing C compiler or Triton would)
+    costs one line, not the run: the step trains eager and the metrics say so."""
+    real_compile = torch.compile
+
+    def broken_backend(graph_module, example_inputs):
+        raise RuntimeError("no C compiler on this machine")
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: real_compile(fn, **{**kwargs, "backend": broken_backend}))
+    torch._dynamo.reset()
+    data, _ = prepared
+    config = small_config(max_steps=2, eval_every=2, checkpoint_every=2, compile="on")
+    last = train_loop(config, data.root, tmp_path / "run", show_progress=False)
+    torch._dynamo.reset()
+    errors = [line for line in capsys.readouterr().err.splitlines() if "torch.compile failed" in line]
+    assert len(errors) == 1 and "no C compiler" in errors[0] and "training eager" in errors[0]
+    assert last["compiled"] is False and last["device"] == "cpu" and math.isfinite(last["train_loss"])
+
+
+def test_an_error_of_the_model_itself_is_not_taken_for_a_compile_failure():
+    from trainer.loop import CompiledOrEager
+
+    def broken(*args):
+        raise ValueError("a bug in the model")
+
+    guard = CompiledOrEager(lambda: "eager", broken)
+    with pytest.raises(ValueError, match="a bug in the model"):
+        guard()
+    assert guard.active
 
 
 def test_compile_choice_and_bad_value():

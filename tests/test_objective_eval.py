@@ -7,7 +7,7 @@ import torch
 
 from trainer.data.pairs import MinimalPair
 from trainer.evaluate import pseudo_log_likelihoods, score_pairs, validation_metrics
-from trainer.objective import subs_logits, weighted_nelbo
+from trainer.objective import MaskedBatch, subs_logits, weighted_nelbo
 from trainer.optim import Lamb, lr_multiplier
 
 SPECIAL, MASK, PAD, BOS = 16, 4, 3, 1
@@ -91,9 +91,16 @@ def test_weighted_nelbo_by_hand():
     masked = torch.tensor([[False, True, True, False], [False, False, True, False]])
     logits = subs_logits(torch.zeros(3, 20), SPECIAL)  # uniform over 4 real tokens: CE = log 4
     weights = torch.tensor([2.0, 10.0])
-    loss, ce = weighted_nelbo(logits, targets, masked, weights, normaliser=7.0)
+    # Padding (id 0 here) is not a real token: 7 of the 8 are.
+    ids = torch.tensor([[1, 16, 17, 3], [1, 18, 16, 0]])
+    batch = MaskedBatch.build(ids, ids.masked_fill(masked, MASK), masked, weights, torch.ones(2), pad_id=0)
+    assert batch.positions.tolist() == [1, 2, 6] and batch.rows.tolist() == [0, 0, 1]
+    assert batch.targets.tolist() == [16, 17, 16] and batch.real_tokens == 7 and batch.attention is not None
+    loss, ce = weighted_nelbo(logits, batch)
     assert torch.allclose(ce, torch.full((3,), math.log(4)))
     assert loss.item() == pytest.approx((2 * 2 * math.log(4) + 10 * math.log(4)) / 7)
+    unpadded = MaskedBatch.build(targets, targets, masked, weights, torch.ones(2), pad_id=0)
+    assert unpadded.attention is None and unpadded.real_tokens == 8
 
 
 def test_validation_bound_of_a_uniform_model_is_log_v_and_uses_fixed_masks():

@@ -92,3 +92,21 @@ def test_set_reaches_architecture_fields_and_preset_resets_them():
     both = config(**{"model.dropout": 0.0}, preset="small")
     assert both.preset == "small" and both.model == PRESETS["small"].model_copy(update={"dropout": 0.0})
     assert config(preset="tiny").model == PRESETS["tiny"]  # same preset: nothing reset
+
+
+def test_a_fraction_of_a_gpu_caps_the_workers_memory(monkeypatch):
+    """--gpus-per-worker 0.25: the worker keeps to a quarter of the GPU's memory, with expandable
+    segments; a whole GPU (or none) sets no cap. (On a CPU machine CUDA is faked here: what is
+    checked is the call, the GPU check measures the effect.)"""
+    import torch
+
+    from trainer.train import limit_gpu_memory
+
+    fractions = []
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda f, *a: fractions.append(f))
+    assert not limit_gpu_memory(1.0) and not limit_gpu_memory(0.0) and not fractions
+    assert "PYTORCH_CUDA_ALLOC_CONF" not in __import__("os").environ
+    assert limit_gpu_memory(0.25) and fractions == [0.25]
+    assert __import__("os").environ["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"

@@ -135,12 +135,13 @@ def validation_metrics(
         batch_masked = masked[part].to(device)
         if not batch_masked.any():
             continue
+        attention = _padding_mask(ids[part], pad_id, device)
         batch_ids = ids[part].to(device)
         noisy = batch_ids.masked_fill(batch_masked, mask_id)
         fraction = batch_masked.sum(1).float() / maskable[part].to(device).sum(1).clamp_min(1).float()
         time, condition = eval_time(fraction, policy, fixed_rate)
         with autocast() if autocast else nullcontext():
-            logits = model(noisy, batch_ids != pad_id, time, condition=condition, output_mask=batch_masked)
+            logits = model(noisy, attention, time, condition=condition, output_mask=batch_masked)
         logits = subs_logits(logits, num_special)
         targets = batch_ids[batch_masked]
         token_ce = F.cross_entropy(logits, targets, reduction="none").double()
@@ -208,9 +209,10 @@ def pseudo_log_likelihoods(
         real = torch.tensor([sum(1 for t in sequences[s] if t >= num_special) for s, _ in chunk])
         fraction = 1.0 / real.clamp_min(1).float()
         time, condition = eval_time(fraction, policy, fixed_rate)
+        attention = _padding_mask(ids, pad_id, device)
         ids, masked, time = ids.to(device), masked.to(device), time.to(device)
         with autocast() if autocast else nullcontext():
-            logits = model(ids, ids != pad_id, time, condition=condition, output_mask=masked)
+            logits = model(ids, attention, time, condition=condition, output_mask=masked)
         log_probs = F.log_softmax(subs_logits(logits, num_special), dim=-1)
         picked = log_probs.gather(1, targets.to(device)[:, None]).squeeze(1).double().cpu()
         for (s, _), value in zip(chunk, picked.tolist()):
@@ -247,3 +249,10 @@ def score_pairs(
         "pairs_by_paradigm": dict(sorted(count.items())),
         "correct": correct,  # per pair, in the order given: the paired comparison's evidence
     }
+
+
+def _padding_mask(ids: torch.Tensor, pad_id: int, device) -> torch.Tensor | None:
+    """The key mask of host-side `ids` on `device`, or None when no row is padded (decided on the
+    host: the model then attends everywhere without a mask pass)."""
+    keep = ids != pad_id
+    return None if bool(keep.all()) else keep.to(device)

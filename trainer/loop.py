@@ -19,6 +19,7 @@ import copy
 import json
 import math
 import shutil
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ from trainer.masking import (
     token_weights,
 )
 from trainer.model import build_model, count_parameters
-from trainer.objective import masked_logits, weighted_nelbo
+from trainer.objective import MaskedBatch, masked_logits, weighted_nelbo
 from trainer.optim import build_optimizer, lr_multiplier
 from trainer.precision import autocast_for, resolve_precision
 from trainer.schedules import ScheduleParams, sample_schedule
@@ -128,13 +129,64 @@ def resolve_compile(setting: str, device: torch.device) -> bool:
     return setting == "on" or (setting == "auto" and device.type == "cuda")
 
 
-def compile_encoder(model: torch.nn.Module) -> torch.nn.Module:
+def compile_encoder(model: torch.nn.Module) -> "CompiledOrEager":
     """torch.compile the model's `encode`, on the instance: the encoder's shapes are fixed
     ([micro-batch, seq_length]) while the head sees a different number of masked positions every
     step, which would recompile. The module itself is not wrapped, so its state_dict keys, and
-    with them checkpoints and exports, are those of the eager model (no `_orig_mod.` prefix)."""
-    model.encode = torch.compile(model.encode, dynamic=False)
-    return model
+    with them checkpoints and exports, are those of the eager model (no `_orig_mod.` prefix).
+    A compilation that fails falls back to eager with one line (CompiledOrEager)."""
+    guard = CompiledOrEager(model.encode, torch.compile(model.encode, dynamic=False))
+    model.encode = guard
+    return guard
+
+
+class CompiledOrEager:
+    """Calls the compiled function; if compiling fails (torch compiles lazily, at a call: the
+    first, or a new shape's), says so in one line and calls the eager one from then on. An
+    out-of-memory error is not a compile failure and is raised as it is."""
+
+    def __init__(self, eager: Callable, compiled: Callable):
+        self.eager, self.compiled = eager, compiled
+        self.active = True
+        self.reason = ""
+
+    def __call__(self, *args, **kwargs):
+        if not self.active:
+            return self.eager(*args, **kwargs)
+        try:
+            return self.compiled(*args, **kwargs)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any compiler failure (dynamo, inductor, a missing C compiler)
+            if not _is_compile_failure(exc):
+                raise
+            self.active = False
+            root = exc  # the compiler wraps what went wrong (BackendCompilerFailed: ... raised:)
+            while (getattr(root, "inner_exception", None) or root.__cause__) is not None:
+                root = getattr(root, "inner_exception", None) or root.__cause__
+            first_line = (str(root).strip().splitlines() or [""])[0][:200]
+            self.reason = f"{type(root).__name__}: {first_line}"
+            print(f"torch.compile failed ({self.reason}); training eager from here on", file=sys.stderr, flush=True)
+            return self.eager(*args, **kwargs)
+
+
+def _is_compile_failure(exc: BaseException) -> bool:
+    """An error raised by the compiler stack (torch._dynamo, torch._inductor, Triton), not by
+    the model's own code running."""
+    while exc is not None:
+        module = type(exc).__module__ or ""
+        if module.startswith(("torch._dynamo", "torch._inductor", "triton")):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def device_description(device: torch.device) -> str:
+    """`cpu`, or `cuda:0 NVIDIA H200`: which device a metrics line was trained on."""
+    if device.type == "cuda":
+        return f"{device.type}:{device.index if device.index is not None else torch.cuda.current_device()} " \
+               f"{torch.cuda.get_device_name(device)}"
+    return str(device)
 
 
 def next_global_batch(num_rows: int, batch_size: int, seed: int, position: DataPosition) -> tuple[np.ndarray, DataPosition]:
@@ -160,8 +212,8 @@ def ema_decay(base_decay: float, updates: int) -> float:
 
 @torch.no_grad()
 def update_ema(ema_model: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for ema_param, param in zip(ema_model.parameters(), model.parameters()):
-        ema_param.lerp_(param.detach(), 1.0 - decay)
+    """ema <- ema + (1 - decay) (param - ema), for every parameter in one multi-tensor operation."""
+    torch._foreach_lerp_(list(ema_model.parameters()), [p.detach() for p in model.parameters()], 1.0 - decay)
 
 
 def _unwrap(model):
@@ -257,20 +309,21 @@ def train_step(setup: StepSetup, state: LoopState, window: Window,
         probs = masking_probabilities(ids, rates, maskable, setup.weights_by_token, frequency_power)
         noisy, masked = apply_mask(ids, probs, MASK_ID, generator)
         time_input = masked_fraction(masked, maskable)
-        masked_tokens, tokens = masked_tokens + int(masked.sum()), tokens + masked.numel()
+        batch = MaskedBatch.build(ids, noisy, masked, loss_weights, time_input, PAD_ID)
+        masked_tokens, tokens = masked_tokens + len(batch.positions), tokens + masked.numel()
+        window.rate += float(rates.mean()) / accumulation
         lap("masking")
-        ids, noisy, masked = ids.to(device, non_blocking=True), noisy.to(device), masked.to(device)
-        attention = ids != PAD_ID
+        # From here on nothing reads a device value on the host (tests/test_host_syncs.py).
+        batch = batch.to(device)
         sync = nullcontext() if (world == 1 or micro_index == accumulation - 1) else model.no_sync()
         with sync:
             with setup.autocast():
-                logits = masked_logits(model, noisy, attention, masked, time_input.to(device), NUM_SPECIAL_TOKENS)
-            loss, _ = weighted_nelbo(logits, ids, masked, loss_weights.to(device), attention.sum())
+                logits = masked_logits(model, batch, NUM_SPECIAL_TOKENS)
+            loss, _ = weighted_nelbo(logits, batch)
             lap("forward")
             (loss / accumulation).backward()
             lap("backward")
         window.loss += loss.detach() / accumulation
-        window.rate += float(rates.mean()) / accumulation
         lap("other")
     if config.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -430,9 +483,8 @@ def train_loop(
         np.random.set_state(checkpoint["rng"]["numpy"])
 
     n_params = count_parameters(model)
-    compiled = resolve_compile(config.compile, device)
-    if compiled:
-        compile_encoder(model)  # after the EMA copy and any resume: those stay eager
+    compile_guard = compile_encoder(model) if resolve_compile(config.compile, device) else None  # after the EMA
+    # copy and any resume: those stay eager
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
@@ -470,7 +522,8 @@ def train_loop(
             # The per-item records travel with the metrics (to metrics.jsonl, and to Tune, whose
             # early stopping compares trials on them): a few kB per evaluation.
             metrics.update(scores, items=items)
-            release_freed_memory()
+            if device.type == "cpu":
+                release_freed_memory()
         checkpoint_dir = None
         if rank == 0 and (state.step % config.checkpoint_every == 0 or state.step >= last_step):
             checkpoint_dir = save_checkpoint(
@@ -531,7 +584,7 @@ def train_loop(
         seen_words += int(row_words[step.indices].sum())
         while rank == 0 and pending_word_checkpoints and seen_words >= pending_word_checkpoints[0]:
             export_word_checkpoint(pending_word_checkpoints.pop(0))
-        if state.step % TRIM_EVERY_STEPS == 0:
+        if device.type == "cpu" and state.step % TRIM_EVERY_STEPS == 0:  # a GPU's tensors are not on the heap
             release_freed_memory()
         step_seconds = time.perf_counter() - step_start
         window.seconds += step_seconds
@@ -571,7 +624,8 @@ def train_loop(
                 "mask_rate": window.rate / window.steps,
                 "frequency_power_now": step.frequency_power,
                 "precision": precision,
-                "compiled": compiled,
+                "compiled": compile_guard is not None and compile_guard.active,
+                "device": device_description(device),
                 "num_parameters": n_params,
             }
             last_metrics = evaluate_and_report(extra)

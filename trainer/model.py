@@ -452,12 +452,10 @@ class DiffusionLM(nn.Module):
         if length > self.config.max_position:
             raise ValueError(f"sequence length {length} exceeds max_position {self.config.max_position}")
         if attention_mask is not None:
+            # Whether a batch has padding at all is the caller's to decide, on the host, where it
+            # costs no device sync: pass None then (masking nothing changes nothing, and costs a
+            # pass over [B, H, T, T] per layer each way).
             attention_mask = attention_mask.to(device=input_ids.device, dtype=torch.bool)
-            # Training rows are packed, so most batches have no padding; masking nothing changes
-            # nothing, and costs a pass over [B, H, T, T] per layer each way. Checked on a CPU
-            # only, where it costs no device sync.
-            if attention_mask.device.type == "cpu" and bool(attention_mask.all()):
-                attention_mask = None
 
         c = None
         if self.time_embedding is not None and condition:
@@ -489,12 +487,17 @@ class DiffusionLM(nn.Module):
         mask_rate: Tensor | None = None,
         condition: bool = True,
         output_mask: Tensor | None = None,
+        output_positions: Tensor | None = None,
     ) -> Tensor:
         """[B, T] ids -> [B, T, V] logits, or [N, V] at the N positions where `output_mask`
-        ([B, T] bool) is True: the d x V output projection dominates a small model's cost,
-        and the loss only needs the masked positions."""
+        ([B, T] bool) is True, or at `output_positions` ([N] indices into the flattened B x T,
+        row-major): the d x V output projection dominates a small model's cost, and the loss
+        only needs the masked positions. Indices cost no device sync; a boolean mask does (the
+        host must learn N before it can size the result)."""
         hidden = self.encode(input_ids, attention_mask, mask_rate, condition=condition)
-        if output_mask is not None:
+        if output_positions is not None:
+            hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, output_positions)
+        elif output_mask is not None:
             hidden = hidden[output_mask]
         return self.head(hidden)
 

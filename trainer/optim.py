@@ -31,34 +31,44 @@ class Lamb(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        # One multi-tensor (_foreach_) operation per group instead of one per parameter: the same
+        # arithmetic, a handful of kernel launches per group (on a GPU, launches per parameter
+        # would keep the host busier than the device).
         for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
             beta1, beta2 = group["betas"]
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                grad = param.grad
-                state = self.state[param]
+            grads = [p.grad for p in params]
+            states = [self.state[p] for p in params]
+            for state, param in zip(states, params):
                 if not state:
                     state["step"] = 0
                     state["exp_avg"] = torch.zeros_like(param)
                     state["exp_avg_sq"] = torch.zeros_like(param)
                 state["step"] += 1
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                m_hat = exp_avg / (1 - beta1 ** state["step"])
-                v_hat = exp_avg_sq / (1 - beta2 ** state["step"])
-                update = m_hat / (v_hat.sqrt() + group["eps"])
-                if not group["weight_decay"]:
-                    param.add_(update, alpha=-group["lr"])
-                    continue
-                update.add_(param, alpha=group["weight_decay"])
-                weight_norm = param.norm()
-                update_norm = update.norm()
-                trust = torch.where(
-                    (weight_norm > 0) & (update_norm > 0), weight_norm / update_norm, torch.ones_like(weight_norm)
-                )
-                param.add_(update * trust, alpha=-group["lr"])
+            step = states[0]["step"]  # a group's parameters step together
+            exp_avgs = [s["exp_avg"] for s in states]
+            exp_avg_sqs = [s["exp_avg_sq"] for s in states]
+            torch._foreach_mul_(exp_avgs, beta1)
+            torch._foreach_add_(exp_avgs, grads, alpha=1 - beta1)
+            torch._foreach_mul_(exp_avg_sqs, beta2)
+            torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+            m_hat = torch._foreach_div(exp_avgs, 1 - beta1 ** step)
+            denominators = torch._foreach_sqrt(torch._foreach_div(exp_avg_sqs, 1 - beta2 ** step))
+            torch._foreach_add_(denominators, group["eps"])
+            updates = torch._foreach_div(m_hat, denominators)
+            if not group["weight_decay"]:
+                torch._foreach_add_(params, updates, alpha=-group["lr"])
+                continue
+            torch._foreach_add_(updates, params, alpha=group["weight_decay"])
+            weight_norms = torch.stack(torch._foreach_norm(params))
+            update_norms = torch.stack(torch._foreach_norm(updates))
+            # ||w|| / ||update|| per tensor, 1 where either is 0; computed on the device (no sync).
+            trust = torch.where((weight_norms > 0) & (update_norms > 0), weight_norms / update_norms,
+                                torch.ones_like(weight_norms))
+            torch._foreach_mul_(updates, list(trust.unbind()))
+            torch._foreach_add_(params, updates, alpha=-group["lr"])
         return loss
 
 
@@ -80,7 +90,12 @@ def build_optimizer(model: torch.nn.Module, config) -> torch.optim.Optimizer:
     betas = (config.beta1, config.beta2)
     if config.optimizer == "lamb":
         return Lamb(groups, lr=config.lr, betas=betas, eps=config.adam_eps)
-    return torch.optim.AdamW(groups, lr=config.lr, betas=betas, eps=config.adam_eps)
+    # Fused (one kernel for all parameters, its step counts on the device: no per-parameter
+    # host reads) where torch has it for the parameters' device; else multi-tensor.
+    device = next(model.parameters()).device.type
+    fused = device in ("cuda", "cpu")
+    return torch.optim.AdamW(groups, lr=config.lr, betas=betas, eps=config.adam_eps, fused=fused,
+                             foreach=None if fused else True)
 
 
 def lr_multiplier(step: int, max_steps: int, warmup: float, cooldown: float, floor: float) -> float:

@@ -96,6 +96,7 @@ def run_worker(loop_config: dict, report, checkpoint=None, device=None) -> None:
     from trainer.loop import TrainingDiverged, train_loop
 
     config = TrainConfig.parse(loop_config["config"])
+    limit_gpu_memory(float(loop_config.get("gpus_per_worker") or 0.0))
     # One intra-op thread per reserved CPU: more threads than cores makes every matmul
     # wait for a descheduled thread when several workers share a machine.
     torch.set_num_threads(max(1, int(loop_config.get("cpus_per_worker", 1))))
@@ -126,6 +127,23 @@ def run_worker(loop_config: dict, report, checkpoint=None, device=None) -> None:
             # restart would only diverge again, so this ends the run with its reason (the
             # searcher records it as failed, the scheduler skips its NaN objectives).
             report(exc.as_metrics(tuple(loop_config.get("objectives", ()))), None)
+
+
+def limit_gpu_memory(fraction: float) -> bool:
+    """A worker given a fraction of a GPU (`--gpus-per-worker 0.25`: four trials share one) keeps
+    to that share of its memory, so one trial's peak cannot take the others' (Ray schedules the
+    fraction; it does not enforce it). Expandable segments let the allocator grow in place
+    instead of fragmenting the share; they apply to allocations from the first one, so this runs
+    before the worker touches CUDA. Returns whether a cap was set."""
+    if not 0.0 < fraction < 1.0:
+        return False
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    torch.cuda.set_per_process_memory_fraction(fraction)
+    return True
 
 
 def progress_poster(target: dict | None):
@@ -275,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         "out_dir": str(out_dir),
         "resume_from": str(Path(args.resume).resolve()) if args.resume else None,
         "cpus_per_worker": args.cpus_per_worker,
+        "gpus_per_worker": args.gpus_per_worker,
     }
 
     if args.workers == 1 and args.gpus_per_worker == 0:

@@ -120,6 +120,9 @@ class MdlmModel(MdlmPreTrainedModel):
         # The trainer attends to every non-<pad> token; a given mask (1 = keep) takes precedence.
         keep = input_ids != self.config.pad_token_id if attention_mask is None else attention_mask.to(torch.bool)
         mask_rate, condition = self.time_input(input_ids, keep)
+        # No padding at all: attend everywhere without a mask (a [B, H, T, T] pass per layer
+        # saved); decided on a CPU only, where reading the mask costs no device sync.
+        attend = None if keep.device.type == "cpu" and bool(keep.all()) else keep
 
         states = []
         hooks = []
@@ -128,7 +131,7 @@ class MdlmModel(MdlmPreTrainedModel):
             hooks.append(self.network.embedding.register_forward_hook(lambda m, i, out: states.append(out[0])))
             hooks += [layer.register_forward_hook(lambda m, i, out: states.append(out)) for layer in self.network.layers]
         try:
-            h = self.network.encode(input_ids, keep, mask_rate, condition=condition)
+            h = self.network.encode(input_ids, attend, mask_rate, condition=condition)
         finally:
             for hook in hooks:
                 hook.remove()
