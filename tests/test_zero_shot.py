@@ -105,6 +105,10 @@ def test_wug_score_is_rho_of_the_softmaxed_first_candidate():
                                                1 / (1 + math.exp(-0.5))])
     assert result["score"] == pytest.approx(1.0) and result["n"] == 4
     assert zs.first_probability([0.0, 0.0, 0.0]) == pytest.approx(1 / 3)
+    # In float32, as compute_results.py softmaxes: a lead of 20 or 25 nats is exactly 1.0, so two
+    # such items tie in Spearman's ranks (the pipeline's rho), where float64 would order them.
+    assert zs.first_probabilities([[0.0, -20.0], [0.0, -25.0]]) == [1.0, 1.0]
+    assert zs.first_probability([0.0, -1.0]) == pytest.approx(1 / (1 + math.exp(-1)), rel=1e-6)
     # The bootstrap SE of a noisy correlation is near Fisher's for Spearman, (1 - rho^2) sqrt(1.06 / (n - 3))
     rng = __import__("numpy").random.default_rng(1)
     human = rng.uniform(size=200)

@@ -385,7 +385,7 @@ def evaluate_run(model: torch.nn.Module, config: TrainConfig, sets: EvaluationSe
         from trainer.zero_shot import suite_metrics
 
         suite_scores, suite_items = suite_metrics(model, sets.suite, sets.tokenizer, final=final, bos_id=BOS_ID,
-                                                  max_length=config.seq_length, **scoring)
+                                                  max_length=config.model.max_position, **scoring)
         metrics.update(suite_scores)
         items.update(suite_items)
     metrics["eval_s"] = time.perf_counter() - start

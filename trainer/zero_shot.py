@@ -13,8 +13,10 @@ The loaders read the official layout (one folder per task under `evaluation_data
 rules are those of babylm-org/babylm-eval at 45fe2c1 (2026-04-17, `strict/evaluation_pipeline/
 sentence_zero_shot/`: read_files.py, dataset.py, compute_results.py, run.py):
 - scored tokens: those whose character offsets end after len(text) - len(completion) (a token
-  straddling the boundary counts; special tokens, offsets (0, 0), never do); no truncation there
-  (here a text longer than the model's positions keeps its end, where the scored part is);
+  straddling the boundary counts; special tokens, offsets (0, 0), never do); no truncation there,
+  nor here up to the model's positions (max_position, 512 by default: the official entity
+  tracking prefixes reach about 250 tokens, past the training rows' 128); a longer text keeps
+  its end, where the scored part is;
 - a candidate's score: the plain sum of log p(token | the text with that one token masked);
 - the prediction: the first candidate with the highest score (torch.max), so an exact tie goes to
   the correct candidate (index 0) and so does a NaN on it. Kept as the official code does it, so
@@ -26,7 +28,7 @@ sentence_zero_shot/`: read_files.py, dataset.py, compute_results.py, run.py):
   whole, softmaxed over their summed log-probabilities, and the first candidate's probability is
   correlated (Spearman, ties at their average rank, a NaN making it NaN as scipy's default does)
   with the human ratio over all the file's items (compute_results.py, after its 2025-08-10 fix
-  that pools every batch). Its SE is a bootstrap over items (the correlation has no closed form).
+  that pools every batch), the softmax in float32 as there (first_probabilities says why). Its SE is a bootstrap over items (the correlation has no closed form).
 Which measure a task reports, and its chance level, is trainer/metrics.py's TASKS.
 """
 
@@ -82,11 +84,12 @@ def scored_token_positions(offsets: Sequence[tuple[int, int]], start: int) -> li
 
 def encode_candidates(tokenizer, items: Sequence[Item], bos_id: int, max_length: int):
     """Every candidate of every item as token ids (BOS first) with its scored positions; a text
-    longer than `max_length` keeps its end (the scored part comes last)."""
+    longer than `max_length` (the model's positions) keeps its end (the scored part comes last).
+    BOS is added here, never by the tokenizer (an exported tokenizer.json adds its own)."""
     sequences, scored = [], []
     for item in items:
         for candidate in item.candidates:
-            encoding = tokenizer.encode(candidate.text)
+            encoding = tokenizer.encode(candidate.text, add_special_tokens=False)
             ids, offsets = list(encoding.ids), list(encoding.offsets)
             positions = scored_token_positions(offsets, candidate.start)
             keep = max_length - 1
@@ -175,12 +178,29 @@ def spearman(x, y) -> float:
     return float(rx @ ry) / norm if norm > 0 else math.nan
 
 
+def first_probabilities(scores: Sequence[Sequence[float]]) -> list[float]:
+    """Each item's softmax over its candidates' summed log-probabilities, at the first candidate,
+    computed as the official compute_results.py does: the sums stacked into a float32 tensor and
+    softmaxed in float32. Not in float64 on purpose: where one candidate leads by more than about
+    17 nats, float32 rounds the first probability to exactly 0 or 1, such items tie in Spearman's
+    ranking, and the correlation the pipeline reports is the one with those ties (a float64
+    softmax changed wug_past's rho from 0.821 to 0.772 on a 20-item check)."""
+    import torch
+
+    by_size: dict[int, list[int]] = defaultdict(list)
+    for index, item_scores in enumerate(scores):
+        by_size[len(item_scores)].append(index)
+    result = [math.nan] * len(scores)
+    for indices in by_size.values():
+        stacked = torch.tensor([list(scores[i]) for i in indices], dtype=torch.float32)
+        for i, p in zip(indices, torch.softmax(stacked, dim=1)[:, 0].tolist()):
+            result[i] = p
+    return result
+
+
 def first_probability(scores: Sequence[float]) -> float:
-    """The softmax over a candidate's summed log-probabilities, at the first candidate."""
-    top = max(scores)
-    if not math.isfinite(top):
-        return math.nan
-    return math.exp(scores[0] - top) / sum(math.exp(s - top) for s in scores)
+    """`first_probabilities` of one item."""
+    return first_probabilities([scores])[0]
 
 
 BOOTSTRAP_RESAMPLES = 1000
@@ -199,7 +219,7 @@ def ratings_scores(items: Sequence[Item], scores: Sequence[Sequence[float]]) -> 
     human ratio, pooled over all items, with a bootstrap SE over items."""
     import numpy as np
 
-    p_first = [first_probability(s) for s in scores]
+    p_first = first_probabilities(scores)
     ratio = [item.ratio for item in items]
     rho = spearman(p_first, ratio)
     se = math.nan
