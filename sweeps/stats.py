@@ -82,6 +82,8 @@ def compare(a: float, b: float, se_a: float | None, se_b: float | None) -> Compa
 
 
 def _verdict(difference: float, se: float, paired_over: str = "") -> Comparison:
+    # Plain floats (a difference of numpy arrays' means is numpy's): a verdict is written to JSON.
+    difference, se = float(difference), float(se)
     if not math.isfinite(se):
         return Comparison(difference, math.nan, math.nan, False, paired_over)
     z = difference / se if se > 0 else (math.inf if difference else 0.0)

@@ -280,6 +280,13 @@ def test_paired_correlation_and_the_suite_mean_from_item_records():
     assert suite.difference == pytest.approx((blimp.difference + wug.difference) / 2)
     assert suite.se == pytest.approx(math.sqrt(blimp.se ** 2 + wug.se ** 2) / 2)
     assert suite.paired_over == "120 shared items of 2 tasks"
+    # Verdicts go into best_config.json and the report: plain Python numbers, JSON as they are.
+    import dataclasses
+    import json
+
+    for verdict in (blimp, wug, suite):
+        json.dumps(dataclasses.asdict(verdict))
+        assert type(verdict.distinguishable) is bool and type(verdict.difference) is float
     # Not the same tasks, or not the same items: no paired verdict.
     assert paired_on_items("babylm_score", a_items, {"blimp": b_items["blimp"]}) is None
     other = {**b_items, "blimp": task_record(right_b, uids, [k + "x" for k in keys], weights)}
