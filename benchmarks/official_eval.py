@@ -81,6 +81,7 @@ import common  # noqa: E402
 
 from trainer import hub  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402
+from trainer.metrics import TASKS  # noqa: E402
 
 TRACKS = ("strict-small", "non-strict-small")
 DATASET = "pairs"  # the folder name the pipeline files its results under
@@ -265,7 +266,8 @@ def aoa_summary(surprisal_file: Path) -> dict:
 # trainer.zero_shot's task -> the pipeline's `--task` (the supplement is read by its blimp task).
 PIPELINE_TASKS = {"blimp": "blimp", "blimp_supplement": "blimp", "ewok": "ewok", "entity_tracking": "entity_tracking",
                   "comps": "comps", "wug_adj": "wug_adj", "wug_past": "wug_past"}
-WUG_TASKS = ("wug_adj", "wug_past")  # scored by a correlation with human ratios, not by accuracy
+# Scored by a correlation with human ratios, not by accuracy (the metric registry's measure "rho").
+WUG_TASKS = tuple(task for task, (measure, _) in TASKS.items() if measure == "rho")
 
 
 def found_tasks(eval_data: Path) -> dict[str, Path]:
