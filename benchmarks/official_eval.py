@@ -330,18 +330,6 @@ def prediction_indices(task: str, items, predictions: dict[str, list[dict]]) -> 
     return chosen
 
 
-def chosen_index(scores) -> int:
-    """The candidate torch.max picks on the CPU: the first highest score, a NaN counting as the
-    highest (so trainer.zero_shot.decide(scores, "official") is `chosen_index(scores) == 0`)."""
-    best = 0
-    for index, value in enumerate(scores[1:], start=1):
-        if math.isnan(scores[best]):
-            break
-        if math.isnan(value) or value > scores[best]:
-            best = index
-    return best
-
-
 def is_tie(scores) -> bool:
     """More than one candidate at the top score (exactly equal), or a NaN score."""
     return any(math.isnan(s) for s in scores) or sum(s == max(scores) for s in scores) > 1
@@ -361,7 +349,7 @@ def compare_task(task: str, items, pipeline_choice: list[int | None], ours: list
     probabilities over the items."""
     from trainer import zero_shot
 
-    ours_choice = [chosen_index(s) for s in ours]
+    ours_choice = [zero_shot.chosen_index(s) for s in ours]
     rows = [{"uid": item.uid, "index": k, "pipeline": theirs, "ours": mine, "same": theirs == mine, "scores": scores}
             for k, (item, theirs, mine, scores) in enumerate(zip(items, pipeline_choice, ours_choice, ours))]
     record = {

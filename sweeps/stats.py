@@ -210,12 +210,11 @@ def _paired_tasks(suffix: str, a_items: dict, b_items: dict) -> Comparison | Non
     unless both evaluations scored the same tasks on the same items."""
     from trainer.metrics import TASKS, task_metric
 
-    names = [t + suffix for t in TASKS]
-    present = [n for n in names if n in a_items]
-    if not present or present != [n for n in names if n in b_items]:
+    present = [t for t in TASKS if t + suffix in a_items]
+    if not present or present != [t for t in TASKS if t + suffix in b_items]:
         return None
     parts, shared = [], 0
-    for task in (n.removesuffix(suffix) if suffix else n for n in present):
+    for task in present:
         x, y = a_items[task + suffix], b_items[task + suffix]
         if x["fingerprint"] != y["fingerprint"] or x["n"] != y["n"]:
             return None

@@ -140,12 +140,13 @@ def test_items_follow_the_pipelines_file_order_when_a_uid_spans_files(tmp_path):
 
 
 def test_chosen_index_is_torch_max_on_the_cpu_and_agrees_with_decide():
+    from trainer import zero_shot
     from trainer.zero_shot import decide
 
     cases = [[1.0, 1.0], [float("nan"), 0.0], [0.0, float("nan")], [float("nan"), float("nan")],
              [-float("inf"), -float("inf")], [-3.0, -1.0, -1.0], [-1.0, -2.0, -0.5, -0.5]]
-    assert [official_eval.chosen_index(c) for c in cases] == [0, 0, 1, 0, 0, 1, 2]
-    assert all((official_eval.chosen_index(c) == 0) == decide(c, "official") for c in cases)
+    assert [zero_shot.chosen_index(c) for c in cases] == [0, 0, 1, 0, 0, 1, 2]
+    assert all((zero_shot.chosen_index(c) == 0) == decide(c, "official") for c in cases)
     assert [official_eval.is_tie(c) for c in ([1.0, 1.0], [1.0, 0.5], [0.0, float("nan")], [-2.0, -1.0, -2.0])] == \
         [True, False, True, False]
 
@@ -184,8 +185,6 @@ def test_compare_task_scores_both_sides_as_run_py_does(tmp_path):
 def test_compare_task_wug_gives_both_rhos_and_the_largest_probability_gap(tmp_path):
     from trainer import zero_shot
 
-    if "wug_adj" not in zero_shot.LOADERS:
-        pytest.skip("trainer.zero_shot has no wug tasks yet")
     ratios = [0.9, 0.1, 0.5, 0.7]
     _write_jsonl(tmp_path / "wug_adj_nominalization.jsonl",
                  [{"sentences": f"A {k}ity.\tA {k}ness.", "ratio": r} for k, r in enumerate(ratios)])
@@ -193,7 +192,7 @@ def test_compare_task_wug_gives_both_rhos_and_the_largest_probability_gap(tmp_pa
     ours = [[-1.0, -3.0], [-4.0, -1.0], [-2.0, -2.0], [-1.5, -2.0]]
     p_ours = [zero_shot.first_probability(s) for s in ours]
     pipeline_p = [p_ours[0], p_ours[1] + 1e-6, p_ours[2], 0.99]  # the last ranks differently
-    pred = [{"pred": c.text} for item, s in zip(items, ours) for c in [item.candidates[official_eval.chosen_index(s)]]]
+    pred = [{"pred": c.text} for item, s in zip(items, ours) for c in [item.candidates[zero_shot.chosen_index(s)]]]
     choices = official_eval.prediction_indices("wug_adj", items, {"wug_adj": pred})
     record, rows = official_eval.compare_task("wug_adj", items, choices, ours, pipeline_p)
     assert record["ours_score"] == pytest.approx(zero_shot.spearman(p_ours, ratios))

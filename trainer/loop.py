@@ -483,8 +483,9 @@ def train_loop(
         np.random.set_state(checkpoint["rng"]["numpy"])
 
     n_params = count_parameters(model)
-    compile_guard = compile_encoder(model) if resolve_compile(config.compile, device) else None  # after the EMA
-    # copy and any resume: those stay eager
+    # After the EMA copy and any resume: those stay eager.
+    compile_guard = compile_encoder(model) if resolve_compile(config.compile, device) else None
+    device_name = device_description(device)  # in every metrics line
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
@@ -625,7 +626,7 @@ def train_loop(
                 "frequency_power_now": step.frequency_power,
                 "precision": precision,
                 "compiled": compile_guard is not None and compile_guard.active,
-                "device": device_description(device),
+                "device": device_name,
                 "num_parameters": n_params,
             }
             last_metrics = evaluate_and_report(extra)

@@ -28,7 +28,8 @@ sentence_zero_shot/`: read_files.py, dataset.py, compute_results.py, run.py):
   whole, softmaxed over their summed log-probabilities, and the first candidate's probability is
   correlated (Spearman, ties at their average rank, a NaN making it NaN as scipy's default does)
   with the human ratio over all the file's items (compute_results.py, after its 2025-08-10 fix
-  that pools every batch), the softmax in float32 as there (first_probabilities says why). Its SE is a bootstrap over items (the correlation has no closed form).
+  that pools every batch), the softmax in float32 as there (first_probabilities says why). Its
+  SE is a bootstrap over items (the correlation has no closed form).
 Which measure a task reports, and its chance level, is trainer/metrics.py's TASKS.
 """
 
@@ -101,23 +102,26 @@ def encode_candidates(tokenizer, items: Sequence[Item], bos_id: int, max_length:
     return sequences, scored
 
 
+def chosen_index(scores: Sequence[float]) -> int:
+    """The candidate torch.max picks on the CPU, as the official code decides: the first highest
+    score, a NaN counting as the highest (the first NaN wins)."""
+    best = 0
+    for index, value in enumerate(scores[1:], start=1):
+        if math.isnan(scores[best]):
+            break
+        if math.isnan(value) or value > scores[best]:
+            best = index
+    return best
+
+
 def decide(scores: Sequence[float], ties: str = "official") -> bool:
-    """Whether the first (correct) candidate is chosen. `official`: as torch.max picks on the CPU,
-    the first highest score, a NaN counting as highest (so a tie, or a NaN on the correct
-    candidate, is right; a NaN on another is wrong); `strict`: only a strictly highest finite
-    score wins."""
+    """Whether the first (correct) candidate is chosen. `official`: as torch.max picks
+    (chosen_index), so a tie, or a NaN on the correct candidate, is right and a NaN on another
+    is wrong; `strict`: only a strictly highest finite score wins."""
     if ties == "strict":
         clean = [s if math.isfinite(s) else -math.inf for s in scores]
         return len(clean) > 1 and clean[0] > max(clean[1:])
-    best = 0
-    for index, value in enumerate(scores[1:], start=1):
-        current = scores[best]
-        # torch.max on CPU: NaN is the maximum (the first NaN wins); else the first largest.
-        if math.isnan(current):
-            break
-        if math.isnan(value) or value > current:
-            best = index
-    return best == 0
+    return chosen_index(scores) == 0
 
 
 # Entity tracking's splits: its score is the mean over these of each one's mean over its UIDs.
